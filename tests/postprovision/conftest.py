@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+import testinfra
 
 FACTS_DIR = "/etc/ansible/facts.d"
 
@@ -21,6 +22,29 @@ def read_fact(host: Any, name: str) -> dict[str, Any]:
     if not fact.exists:
         pytest.fail(f"{path} is missing: the role that writes it has not run on this host")
     return json.loads(fact.content_string)
+
+
+PODMAN_CONNECTIONS = {"podman", "containers.podman.podman"}
+
+
+@pytest.fixture(scope="module")
+def host(_testinfra_host: Any) -> Any:
+    """The host under test, on testinfra's native podman backend when the
+    inventory reaches it through the podman connection plugin (testinfra
+    would otherwise run every command through an Ansible module)."""
+    backend = _testinfra_host.backend
+    if getattr(backend, "NAME", "") == "ansible":
+        hostvars = backend.ansible_runner.get_variables(backend.host)
+        if _plain(hostvars.get("ansible_connection")) in PODMAN_CONNECTIONS:
+            return testinfra.get_host(f"podman://{_plain(hostvars.get('ansible_host', backend.host))}")
+    return _testinfra_host
+
+
+def _plain(value: Any) -> Any:
+    """ansible-inventory --list wraps values an inventory plugin marked unsafe."""
+    if isinstance(value, dict) and set(value) == {"__ansible_unsafe"}:
+        return value["__ansible_unsafe"]
+    return value
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,39 @@
+"""Unit tests for plugins/filter/xpulab.py."""
+
+from __future__ import annotations
+
+import pytest
+import xpulab  # type: ignore[import-not-found]
+
+
+def hv(**hosts: tuple[object, str | None]) -> dict[str, dict[str, object]]:
+    return {h: {"need": need, "fp": fp} for h, (need, fp) in hosts.items()}
+
+
+def test_one_builder_per_fingerprint_in_play_order() -> None:
+    hostvars = hv(a=(True, "f1"), b=(True, "f1"), c=(True, "f2"), d=(False, "f3"))
+    assert xpulab.pick_builders(["a", "b", "c", "d"], hostvars, "need", "fp") == {"f1": "a", "f2": "c"}
+
+
+def test_order_decides_the_builder() -> None:
+    hostvars = hv(a=(True, "f1"), b=(True, "f1"))
+    assert xpulab.pick_builders(["b", "a"], hostvars, "need", "fp") == {"f1": "b"}
+
+
+def test_string_booleans_from_templates() -> None:
+    hostvars = hv(a=("False", "f1"), b=(" True ", "f1"), c=("yes", "f2"))
+    assert xpulab.pick_builders(["a", "b", "c"], hostvars, "need", "fp") == {"f1": "b", "f2": "c"}
+
+
+def test_hosts_without_the_variable_do_not_build() -> None:
+    assert xpulab.pick_builders(["a"], {"a": {}}, "need", "fp") == {}
+    assert xpulab.pick_builders(["ghost"], {}, "need", "fp") == {}
+
+
+def test_a_builder_needs_a_fingerprint() -> None:
+    with pytest.raises(ValueError, match="host a needs a build but has no fp"):
+        xpulab.pick_builders(["a"], hv(a=(True, None)), "need", "fp")
+
+
+def test_registered_as_ansible_filter() -> None:
+    assert xpulab.FilterModule().filters()["xpulab_pick_builders"] is xpulab.pick_builders
