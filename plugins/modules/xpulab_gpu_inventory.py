@@ -8,7 +8,7 @@ import platform
 import re
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
 
 DOCUMENTATION = r"""
 ---
@@ -41,8 +41,8 @@ options:
 notes:
   - Supports check mode; the module only reads.
   - C(has_media) is null for an Intel GPU that is neither in the ID tables nor
-    on PCI bus 00 (C(unknown-intel)): whether it has media engines is unknown,
-    and it does not count as a media GPU.
+    on PCI bus 00 (family C(unknown-intel)); whether it has media engines is
+    unknown, and it does not count as a media GPU.
 author:
   - xpulab
 """
@@ -126,8 +126,8 @@ Gpu = dict[str, Any]
 Profile = tuple[str | None, bool | None, str | None, str | None]
 
 # PCI device IDs from the Linux kernel's include/drm/intel/pciids.h
-# (torvalds/linux master, 2025; INTEL_DG2_IDS, INTEL_ATS_M_IDS, INTEL_BMG_IDS,
-# INTEL_PVC_IDS). Additions, noted per table, come from other kernel versions.
+# (mainline: INTEL_DG2_IDS, INTEL_ATS_M_IDS, INTEL_BMG_IDS, INTEL_PVC_IDS).
+# Additions, noted per table, come from other versions of that list.
 
 # INTEL_DG2_G10/G11/G12 (_D desktop, _E embedded, _M mobile): Arc A-series.
 # Not 0x5698: upstream dropped it in 2023 as reserved ("drm/i915/dg2: Drop one PCI ID").
@@ -149,8 +149,9 @@ BATTLEMAGE_IDS = frozenset({
     0xE216, 0xE220, 0xE221, 0xE222, 0xE223,
 })
 
-# INTEL_PVC_IDS (Data Center GPU Max / Ponte Vecchio). 0x0BD0-0x0BD3 come from
-# the older i915 list and Intel's backport driver.
+# INTEL_PVC_IDS (Data Center GPU Max / Ponte Vecchio). 0x0BD0-0x0BD2 come from
+# the older i915 list of Intel's backport driver; 0x0BD3 completes the range
+# 0x0BD0-0x0BDB given in FACTS.md.
 MAX_IDS = frozenset({0x0B69, 0x0B6E, *range(0x0BD0, 0x0BDC), 0x0BE0, 0x0BE1, 0x0BE5})
 
 # Kernel minimums are those of FACTS.md: Alchemist >= 6.2; Battlemage needs xe
@@ -173,6 +174,12 @@ VENDORS = {"0x8086": "intel", "0x10de": "nvidia", "0x1002": "amd"}
 BDF_RE = re.compile(r"^[0-9a-f]{4}:([0-9a-f]{2}):[0-9a-f]{2}\.[0-7]$")
 RENDER_RE = re.compile(r"^renderD(\d+)$")
 CARD_RE = re.compile(r"^card\d+$")
+
+ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "sysfs_root": {"type": "path", "default": "/sys"},
+    "dev_root": {"type": "path", "default": "/dev"},
+    "kernel_release": {"type": "str"},
+}
 
 
 def _read(path: str) -> str | None:
@@ -287,7 +294,11 @@ def kernel_version(release: str) -> tuple[int, int, int] | None:
 
 
 def gate(gpus: list[Gpu], kernel_release: str) -> list[str]:
-    """Human-readable reasons the node cannot be a decode node; empty when it can."""
+    """Human-readable reasons the node cannot be a decode node; empty when it can.
+
+    Needs an Intel GPU with media engines; then every such GPU must have a new
+    enough kernel and, for Battlemage, be bound to xe.
+    """
     intel = [gpu for gpu in gpus if gpu.get("vendor") == "intel"]
     if not intel:
         return ["no Intel GPU found"]
@@ -330,14 +341,7 @@ def inventory(sysfs_root: str = "/sys", dev_root: str = "/dev",
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "sysfs_root": {"type": "path", "default": "/sys"},
-            "dev_root": {"type": "path", "default": "/dev"},
-            "kernel_release": {"type": "str"},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     module.exit_json(changed=False, **inventory(params["sysfs_root"], params["dev_root"], params["kernel_release"]))
 

@@ -16,6 +16,8 @@ so the module itself needs only the standard library and numpy.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.metadata
 import json
 import math
 import platform
@@ -194,7 +196,7 @@ def _device_count(torch_module: Any, kind: str) -> int:
 
 
 def list_devices(torch_module: Any) -> list[str]:
-    """"cpu" plus "xpu:N" for every XPU torch reports."""
+    """The CPU plus "xpu:N" for every XPU that torch reports."""
     return ["cpu"] + [f"xpu:{i}" for i in range(_device_count(torch_module, "xpu"))]
 
 
@@ -226,7 +228,11 @@ def load_clips_json(path: str) -> list[Clip]:
     clips = []
     for item in data:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-            raise UsageError(f"clips file {path}: every clip needs a \"path\": {item!r}")
+            raise UsageError(f'clips file {path}: every clip needs a "path": {item!r}')
+        if not isinstance(item.get("stream_index", 0), (int, type(None))):
+            raise UsageError(f"clips file {path}: stream_index must be an integer: {item!r}")
+        if not isinstance(item.get("psnr_threshold_db", 0), (int, float, type(None))):
+            raise UsageError(f"clips file {path}: psnr_threshold_db must be a number: {item!r}")
         clips.append(
             Clip(
                 name=str(item.get("name") or Path(item["path"]).name),
@@ -329,19 +335,27 @@ def check_device(
     bench_frames: int,
 ) -> tuple[Json, Decoded | None]:
     """Run every check of one clip on one present device. Never raises."""
-    entry: Json = {"status": "failed", "checks": {}, "fps": None, "frames": None, "seconds": None, "error": None}
+    entry: Json = {
+        "status": "failed",
+        "checks": {},
+        "fps": None,
+        "frames": None,
+        "seconds": None,
+        "error": None,
+    }
     checks: Json = {"shape": None, "dtype": None, "vs_cpu": None, "vs_golden": None}
     entry["checks"] = checks
     decoded = None
     try:
-        decoded = decode_range(
-            backend.decoder_factory, clip.path, device, clip.stream_index, parse_slice(clip.frames)
-        )
+        frame_range = parse_slice(clip.frames)
+        decoded = decode_range(backend.decoder_factory, clip.path, device, clip.stream_index, frame_range)
         checks["shape"], checks["dtype"], expected = _check_shape_dtype(decoded)
         if device == "cpu":
             if clip.golden:
                 try:
-                    checks["vs_golden"] = compare_frames(load_golden(clip.golden, expected), decoded.frames, None)
+                    checks["vs_golden"] = compare_frames(
+                        load_golden(clip.golden, expected), decoded.frames, None
+                    )
                 except (OSError, ValueError) as exc:
                     checks["vs_golden"] = {"passed": False, "error": str(exc)}
         elif reference is None:
@@ -356,7 +370,9 @@ def check_device(
             bench_frames,
             _sync_for(backend.torch, device),
         )
-        entry.update(frames=frames, seconds=round(seconds, 6), fps=round(frames / seconds, 1) if seconds > 0 else None)
+        entry.update(
+            frames=frames, seconds=round(seconds, 6), fps=round(frames / seconds, 1) if seconds > 0 else None
+        )
     except Exception as exc:  # any decode error fails this device, not the run
         entry["error"] = _error_text(exc)
     passed = entry["error"] is None and all(c["passed"] for c in checks.values() if c is not None)
@@ -378,41 +394,37 @@ def collect_versions(torch_module: Any) -> dict[str, str | None]:
     versions: dict[str, str | None] = {
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "torch": str(getattr(torch_module, "__version__", None) or "") or None,
+        "torch": None,
         "torchcodec": None,
         "torchcodec_xpu": None,
         "libavcodec": None,
         "ffmpeg": None,
     }
+    if getattr(torch_module, "__version__", None) is not None:
+        versions["torch"] = str(torch_module.__version__)
     try:
-        import torchcodec
-
-        versions["torchcodec"] = str(torchcodec.__version__)
-        from torchcodec._core import get_ffmpeg_library_versions
-
-        libs = get_ffmpeg_library_versions()
+        versions["torchcodec"] = str(importlib.import_module("torchcodec").__version__)
+        # {"libavcodec": [61, 19, 101], ..., "ffmpeg_version": "7.1.5"}
+        libs = importlib.import_module("torchcodec._core").get_ffmpeg_library_versions()
         avcodec = libs.get("libavcodec")
         if isinstance(avcodec, (list, tuple)):
             avcodec = ".".join(str(part) for part in avcodec)
         versions["libavcodec"] = None if avcodec is None else str(avcodec)
         versions["ffmpeg"] = None if libs.get("ffmpeg_version") is None else str(libs["ffmpeg_version"])
-    except Exception:
+    except Exception:  # no torchcodec, or one without this private helper
         pass
     try:
-        from importlib.metadata import version
-
-        versions["torchcodec_xpu"] = version("torchcodec-xpu")
-    except Exception:
+        versions["torchcodec_xpu"] = importlib.metadata.version("torchcodec-xpu")
+    except importlib.metadata.PackageNotFoundError:
         pass
     return versions
 
 
 def load_backend() -> Backend:
     """Import torch and torchcodec (only when decoding is asked for)."""
-    import torch
-    from torchcodec.decoders import VideoDecoder
-
-    return Backend(torch=torch, decoder_factory=VideoDecoder, versions=collect_versions(torch))
+    torch = importlib.import_module("torch")
+    video_decoder = importlib.import_module("torchcodec.decoders").VideoDecoder
+    return Backend(torch=torch, decoder_factory=video_decoder, versions=collect_versions(torch))
 
 
 def _device_name(torch_module: Any, device: str) -> str | None:
@@ -434,7 +446,7 @@ def build_report(
     """Run every clip on every device (cpu first: it is the reference)."""
     devices = ["cpu"] + [d for d in dict.fromkeys(devices) if d != "cpu"]
     present = {d: device_present(backend.torch, d) for d in devices}
-    clip_reports = []
+    clip_reports: list[Json] = []
     for clip in clips:
         clip_threshold = threshold if clip.psnr_threshold_db is None else float(clip.psnr_threshold_db)
         results: dict[str, Json] = {}
@@ -540,26 +552,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    dump = sub.add_parser("dump", help="decode frames and write raw RGB24 (NHWC uint8), like the seed's script")
+    dump = sub.add_parser(
+        "dump", help="decode frames and write raw RGB24 (NHWC uint8), like the seed's script"
+    )
     dump.add_argument("--input", "-i", required=True, help="stream to decode")
     dump.add_argument("--output", "-o", required=True, help="raw RGB24 output file (NHWC, uint8)")
     dump.add_argument("--device", "-d", default="cpu", help="PyTorch device (cpu, xpu, xpu:0, ...)")
-    dump.add_argument("--slice", "-s", type=_slice_arg, default=slice(None), help="frames, e.g. 0:10 (default all)")
-    dump.add_argument("--stream-index", type=int, default=None, help="video stream (default: best stream)")
+    dump.add_argument(
+        "--slice", "-s", type=_slice_arg, default=slice(None), help="frames, e.g. 0:10 (default all)"
+    )
+    dump.add_argument(
+        "--stream-index", type=int, default=None, metavar="INDEX", help="video stream (default: best stream)"
+    )
 
     report = sub.add_parser("report", help="check clips on every device and write a JSON report")
-    report.add_argument("--clip", action="append", default=[], metavar="PATH", help="clip to check (repeatable)")
+    report.add_argument(
+        "--clip", action="append", default=[], metavar="PATH", help="clip to check (repeatable)"
+    )
     report.add_argument(
         "--clips-json",
         metavar="FILE",
         help='JSON list of {"name","path","frames","golden","stream_index","psnr_threshold_db"}',
     )
     report.add_argument(
-        "--frames", type=_slice_arg, default=DEFAULT_FRAMES, help=f"frames of --clip clips (default {DEFAULT_FRAMES})"
+        "--frames",
+        default=DEFAULT_FRAMES,
+        metavar="SLICE",
+        help=f"frames of --clip clips (default {DEFAULT_FRAMES})",
     )
-    report.add_argument("--stream-index", type=int, default=None, help="stream of --clip clips (default: best)")
     report.add_argument(
-        "--devices", metavar="LIST", help="comma-separated devices (default: cpu and every xpu:N; cpu is always included)"
+        "--stream-index",
+        type=int,
+        default=None,
+        metavar="INDEX",
+        help="stream of --clip clips (default: best)",
+    )
+    report.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="comma-separated devices (default: cpu and every xpu:N; cpu is always included)",
     )
     report.add_argument(
         "--require-device",
@@ -576,13 +607,28 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"minimum PSNR of a device's frames against the CPU's (default {DEFAULT_PSNR_THRESHOLD_DB})",
     )
     report.add_argument(
-        "--bench-frames", type=int, default=0, metavar="N", help="frames decoded for the fps figure (default 0: all)"
+        "--bench-frames",
+        type=int,
+        default=0,
+        metavar="N",
+        help="frames decoded for the fps figure (default 0: all)",
     )
     report.add_argument("--output", "-o", required=True, metavar="FILE", help="JSON report to write")
     return parser
 
 
-def run_dump(args: argparse.Namespace, backend: Backend) -> int:
+def _load_backend_or_report() -> Backend | None:
+    try:
+        return load_backend()
+    except Exception as exc:
+        print(f"error: cannot load torch/torchcodec: {_error_text(exc)}", file=sys.stderr)
+        return None
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    backend = _load_backend_or_report()
+    if backend is None:
+        return 1
     try:
         decoder = backend.decoder_factory(args.input, device=args.device, stream_index=args.stream_index)
         print(decoder.metadata)
@@ -598,8 +644,7 @@ def run_dump(args: argparse.Namespace, backend: Backend) -> int:
 def _report_inputs(args: argparse.Namespace) -> list[Clip]:
     """Validate report arguments; raise UsageError on anything wrong."""
     clips = [
-        Clip(name=Path(p).name, path=p, frames=_frames_text(args.frames), stream_index=args.stream_index)
-        for p in args.clip
+        Clip(name=Path(p).name, path=p, frames=args.frames, stream_index=args.stream_index) for p in args.clip
     ]
     if args.clips_json:
         clips += load_clips_json(args.clips_json)
@@ -620,21 +665,12 @@ def _report_inputs(args: argparse.Namespace) -> list[Clip]:
     return clips
 
 
-def _frames_text(value: slice | str) -> str:
-    if isinstance(value, str):
-        return value
-    parts = ["" if v is None else str(v) for v in (value.start, value.stop, value.step)]
-    return ":".join(parts[:2] if value.step is None else parts)
-
-
 def run_report(args: argparse.Namespace) -> int:
     clips = _report_inputs(args)
     devices = parse_devices(args.devices) if args.devices else None
     required = {d for item in args.require_device for d in parse_devices(item)}
-    try:
-        backend = load_backend()
-    except Exception as exc:
-        print(f"error: cannot load torch/torchcodec: {_error_text(exc)}", file=sys.stderr)
+    backend = _load_backend_or_report()
+    if backend is None:
         return 1
     if devices is None:
         devices = list_devices(backend.torch)
@@ -644,7 +680,7 @@ def run_report(args: argparse.Namespace) -> int:
         out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    except OSError as exc:
+    except OSError as exc:  # a bad --output path is a usage error
         raise UsageError(f"cannot write report {args.output}: {exc}") from exc
     print(summarize(report))
     print(f"report: {args.output}")
@@ -658,14 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: 2 on usage errors, 0 for --help
         return int(exc.code or 0)
     try:
-        if args.command == "dump":
-            try:
-                backend = load_backend()
-            except Exception as exc:
-                print(f"error: cannot load torch/torchcodec: {_error_text(exc)}", file=sys.stderr)
-                return 1
-            return run_dump(args, backend)
-        return run_report(args)
+        return run_dump(args) if args.command == "dump" else run_report(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
