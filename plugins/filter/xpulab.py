@@ -30,6 +30,58 @@ def pick_builders(
     return builders
 
 
+def compat_matches(
+    rows: Iterable[Mapping[str, Any]],
+    method: str,
+    torchcodec: str,
+    torch: str,
+    ffmpeg: str,
+) -> list[dict[str, Any]]:
+    """Rows of a compatibility table that cover a combination.
+
+    A row names a ``method`` (source or plugin) and a ``torchcodec`` ref or
+    version, and lists the ``torch`` and ``ffmpeg`` versions known to work
+    with it. A listed version matches a given one when it is equal to it or
+    a dotted prefix of it ("2.14" covers "2.14.1", "7" covers "7.1.5").
+    """
+    return [
+        dict(row)
+        for row in rows
+        if row.get("method") == method
+        and str(row.get("torchcodec")) == torchcodec
+        and _covers(row.get("torch", []), torch)
+        and _covers(row.get("ffmpeg", []), ffmpeg)
+    ]
+
+
+def compat_describe(rows: Iterable[Mapping[str, Any]], method: str | None = None) -> str:
+    """One line per row, for error messages that list supported combinations."""
+    lines = []
+    for row in rows:
+        if method is not None and row.get("method") != method:
+            continue
+        lines.append(
+            f"- {row.get('method')} {row.get('torchcodec')}: torch {_join(row.get('torch'))}, "
+            f"FFmpeg {_join(row.get('ffmpeg'))}"
+            + (f", oneAPI {row['oneapi']}" if row.get("oneapi") else "")
+            + f" ({row.get('source', 'no source given')})"
+        )
+    return "\n".join(lines)
+
+
+def _covers(listed: Any, version: str) -> bool:
+    if isinstance(listed, (str, int, float)):
+        listed = [listed]
+    version = str(version)
+    return any(version == str(v) or version.startswith(f"{v}.") for v in listed)
+
+
+def _join(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "/".join(str(v) for v in value)
+    return str(value)
+
+
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -40,4 +92,8 @@ class FilterModule:
     """Ansible filter plugin entry point."""
 
     def filters(self) -> dict[str, Any]:
-        return {"xpulab_pick_builders": pick_builders}
+        return {
+            "xpulab_pick_builders": pick_builders,
+            "xpulab_compat_matches": compat_matches,
+            "xpulab_compat_describe": compat_describe,
+        }

@@ -1,0 +1,522 @@
+"""Unit tests for tools/fleet_report.py (the controller-side fleet report)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fleet_report
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "decode_smoke" / "files"))
+import xpulab_decode_smoke as smoke  # type: ignore[import-not-found]  # noqa: E402
+
+Json = dict[str, Any]
+CLIP = "nasa_13013"
+
+
+# ------------------------------------------------------------------ builders
+
+
+def result(
+    status: str = "passed", fps: float | None = 2642.3, error: str | None = None, **checks: Any
+) -> Json:
+    """One clip's result on one device, shaped like xpulab_decode_smoke.check_device's."""
+    if status == "absent":
+        return {"status": "absent", "checks": {}, "fps": None, "frames": None, "seconds": None, "error": None}
+    base = {"shape": {"passed": True}, "dtype": {"passed": True}, "vs_cpu": None, "vs_golden": None}
+    return {
+        "status": status,
+        "checks": {**base, **checks},
+        "fps": fps,
+        "frames": 390,
+        "seconds": 0.15,
+        "error": error,
+    }
+
+
+def smoke_report(
+    clips: dict[str, dict[str, Json]],
+    timestamp: str = "2026-03-01T10:00:00+00:00",
+    required: tuple[str, ...] = (),
+) -> Json:
+    """A smoke report whose devices and status follow the clips, like build_report."""
+    devices = []
+    failed = False
+    names = sorted({d for results in clips.values() for d in results}, key=fleet_report.device_key)
+    for device in names:
+        statuses = [results[device]["status"] for results in clips.values()]
+        if all(s == "absent" for s in statuses):
+            status = "absent"
+            failed = failed or device in required
+        else:
+            status = "failed" if "failed" in statuses else "passed"
+            failed = failed or status == "failed"
+        devices.append({"device": device, "status": status, "required": device in required, "name": None})
+    return {
+        "schema_version": 1,
+        "tool": "xpulab_decode_smoke",
+        "status": "failed" if failed else "passed",
+        "hostname": "ignored",
+        "timestamp": timestamp,
+        "psnr_threshold_db": 40.0,
+        "bench_frames": 0,
+        "versions": {},
+        "devices": devices,
+        "clips": [
+            {
+                "name": name,
+                "path": f"/var/cache/xpulab/media/{name}.mp4",
+                "frames": "0:10",
+                "results": results,
+            }
+            for name, results in clips.items()
+        ],
+    }
+
+
+def node_file(name: str, smoke_data: Json | None, gpus: list[Json] | None = None, **extra: Any) -> Json:
+    data: Json = {
+        "node": name,
+        "gpus": gpus or [],
+        "ffmpeg": {"version": "7.1.5", "fingerprint": "ca5e711c98c4a608"},
+        "torch": {"version": "2.14.1", "xpu_available": False, "xpu_device_count": 0},
+        "torchcodec": {"method": "plugin", "version": "0.17.0", "commit": None, "xpu_plugin": None},
+        "smoke": smoke_data,
+        "test_suite": None,
+    }
+    data.update(extra)
+    return data
+
+
+def write_nodes(directory: Path, *nodes: Json) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for node in nodes:
+        (directory / f"{node['node']}.json").write_text(json.dumps(node))
+    return directory
+
+
+def sandbox_nodes() -> list[Json]:
+    """Two container nodes: cpu passes, xpu:0 configured but absent (no GPU)."""
+    return [
+        node_file(
+            "xpulab-node1",
+            smoke_report({CLIP: {"cpu": result(fps=2642.3), "xpu:0": result("absent")}}),
+        ),
+        node_file(
+            "xpulab-node2",
+            smoke_report(
+                {CLIP: {"cpu": result(fps=2510.9), "xpu:0": result("absent")}},
+                timestamp="2026-03-01T10:02:00+00:00",
+            ),
+        ),
+    ]
+
+
+def two_xpu_node(name: str = "gpu-node") -> Json:
+    """A node with two Arc GPUs where xpu:1 fails the PSNR check on the second clip."""
+    low_psnr = {"passed": False, "equal": False, "psnr_db": 31.2, "max_abs_diff": 79, "threshold_db": 40.0}
+    gpus = [
+        {"pci_address": "0000:03:00.0", "device_id": "0x56a0", "family": "alchemist", "driver": "i915",
+         "has_media": True, "render_node": "/dev/dri/renderD128"},
+        {"pci_address": "0000:04:00.0", "device_id": "0xe20b", "family": "battlemage", "driver": "xe",
+         "has_media": True, "render_node": "/dev/dri/renderD129"},
+    ]  # fmt: skip
+    clips = {
+        CLIP: {"cpu": result(fps=2642.3), "xpu:0": result(fps=4546.0), "xpu:1": result(fps=4100.4)},
+        "testsrc2_vp9": {
+            "cpu": result(fps=370.0),
+            "xpu:0": result(fps=1714.0),
+            "xpu:1": result("failed", fps=1650.2, vs_cpu=low_psnr),
+        },
+    }
+    torch = {"version": "2.14.1+xpu", "xpu_available": True, "xpu_device_count": 2}
+    return node_file(name, smoke_report(clips, timestamp="2026-03-02T08:00:00+00:00"), gpus, torch=torch)
+
+
+def fleet_of(*nodes: Json) -> fleet_report.Fleet:
+    reports = sorted(((n["node"], n) for n in nodes), key=lambda item: item[0])
+    return fleet_report.build_fleet(reports)
+
+
+def bars(svg: str) -> list[tuple[str, str]]:
+    return re.findall(r'<rect class="bar" data-node="([^"]*)" data-device="([^"]*)"', svg)
+
+
+# ------------------------------------------------------------------ the sandbox case
+
+
+SANDBOX_MARKDOWN = """\
+# xpulab fleet report
+
+**PASS: all 2 nodes passed (newest smoke report: 2026-03-01T10:02:00+00:00)**
+
+| node | GPUs and driver | FFmpeg | torch | TorchCodec | cpu | xpu:0 | test suite |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+| xpulab-node1 | none | 7.1.5 (ca5e711c98c4a608) | 2.14.1 | plugin 0.17.0 | pass 2642 fps | absent | - |
+| xpulab-node2 | none | 7.1.5 (ca5e711c98c4a608) | 2.14.1 | plugin 0.17.0 | pass 2511 fps | absent | - |
+
+fps: decode rate of the first clip of each node's smoke report (nasa_13013), not a mean. \
+A device passes only when it passed every clip; absent: torch did not find it; -: not tested on that node.
+
+## Failures
+
+None.
+"""
+
+
+def test_sandbox_two_nodes_cpu_pass_xpu_absent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports = write_nodes(tmp_path / "in", *sandbox_nodes())
+    md, page = tmp_path / "out" / "fleet.md", tmp_path / "out" / "fleet.html"
+    rc = fleet_report.main(["--reports-dir", str(reports), "--markdown", str(md), "--html", str(page)])
+    assert rc == 0
+    assert md.read_text() == SANDBOX_MARKDOWN
+    assert capsys.readouterr().out == SANDBOX_MARKDOWN
+    # Absent devices are not present: only the cpu bars are drawn.
+    assert bars(page.read_text()) == [("xpulab-node1", "cpu"), ("xpulab-node2", "cpu")]
+
+
+def test_required_absent_xpu_fails_the_node() -> None:
+    data = node_file(
+        "n1", smoke_report({CLIP: {"cpu": result(), "xpu:0": result("absent")}}, required=("xpu:0",))
+    )
+    fleet = fleet_of(data)
+    assert not fleet.passed
+    assert fleet.nodes[0].devices["xpu:0"].cell() == "absent (required)"
+    assert [f.reason for f in fleet.nodes[0].failures] == ["required device absent"]
+
+
+# ------------------------------------------------------------------ failures
+
+
+def test_two_xpus_one_failing(tmp_path: Path) -> None:
+    fleet = fleet_of(two_xpu_node(), *sandbox_nodes())
+    assert fleet.devices == ["cpu", "xpu:0", "xpu:1"]
+    node = next(n for n in fleet.nodes if n.name == "gpu-node")
+    assert not node.passed and not fleet.passed
+    assert node.devices["cpu"].cell() == "pass 2642 fps"
+    assert node.devices["xpu:0"].cell() == "pass 4546 fps"  # the first clip's fps
+    assert node.devices["xpu:1"].cell() == "FAIL"  # passed the first clip, failed the second
+    assert [(f.clip, f.device) for f in node.failures] == [("testsrc2_vp9", "xpu:1")]
+    assert "vs_cpu (PSNR 31.2 dB < 40.0 dB, max diff 79)" in node.failures[0].reason
+
+    md = fleet_report.render_markdown(fleet)
+    assert "**FAIL: 2 of 3 nodes passed (newest smoke report: 2026-03-02T08:00:00+00:00)**" in md
+    row = next(line for line in md.splitlines() if line.startswith("| gpu-node"))
+    assert (
+        "| Arc A-series (alchemist) 0000:03:00.0 i915; Arc B-series (battlemage) 0000:04:00.0 xe "
+        "| 7.1.5 (ca5e711c98c4a608) | 2.14.1+xpu xpu x2 | plugin 0.17.0 "
+        "| pass 2642 fps | pass 4546 fps | FAIL | - |"
+    ) in row
+    # Sandbox nodes never listed xpu:1: "-", not "absent".
+    assert "| pass 2642 fps | absent | - | - |" in md
+    assert "- gpu-node, testsrc2_vp9, xpu:1: failed checks: vs_cpu (PSNR 31.2 dB" in md
+
+    reports = write_nodes(tmp_path / "in", two_xpu_node(), *sandbox_nodes())
+    assert fleet_report.main(["--reports-dir", str(reports)]) == 1
+
+
+def test_decode_error_is_the_reason_and_bar_is_zero() -> None:
+    data = node_file(
+        "n1",
+        smoke_report(
+            {CLIP: {"cpu": result(), "xpu:0": result("failed", fps=None, error="RuntimeError: boom")}}
+        ),
+    )
+    fleet = fleet_of(data)
+    assert [fleet_report.failure_text(f) for f in fleet.nodes[0].failures] == [
+        "n1, nasa_13013, xpu:0: RuntimeError: boom"
+    ]
+    svg = fleet_report.render_svg(fleet)
+    assert bars(svg) == [("n1", "cpu"), ("n1", "xpu:0")]
+    assert re.search(r'data-device="xpu:0"[^>]* height="0.0"', svg)
+    assert '#d62728">n/a</text>' in svg  # red value: failed
+
+
+def test_smoke_status_failed_without_device_failure_still_fails() -> None:
+    report = smoke_report({CLIP: {"cpu": result()}})
+    report["status"] = "failed"
+    fleet = fleet_of(node_file("n1", report))
+    assert [f.reason for f in fleet.nodes[0].failures] == ["smoke status failed"]
+
+
+def test_node_without_smoke_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports = write_nodes(tmp_path / "in", sandbox_nodes()[0], node_file("xpulab-node3", None))
+    assert fleet_report.main(["--reports-dir", str(reports)]) == 1
+    out = capsys.readouterr().out
+    assert "**FAIL: 1 of 2 nodes passed" in out
+    assert "| xpulab-node3 | none | 7.1.5 (ca5e711c98c4a608) | 2.14.1 | plugin 0.17.0 | - | - | - |" in out
+    assert "- xpulab-node3: no smoke report" in out
+
+
+def test_only_nodes_without_smoke_still_render() -> None:
+    fleet = fleet_of(node_file("a", None, ffmpeg=None, torch=None, torchcodec=None))
+    md = fleet_report.render_markdown(fleet)
+    assert "newest smoke report: none" in md
+    assert "| a | none | - | - | - | - |" in md  # no device columns at all
+    svg = fleet_report.render_svg(fleet)
+    assert bars(svg) == [] and "no decode results" in svg
+
+
+# ------------------------------------------------------------------ the real smoke report
+
+
+class _Tensor:
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.shape = array, array.shape
+
+    def cpu(self) -> _Tensor:
+        return self
+
+    def numpy(self) -> np.ndarray:
+        return self.array
+
+
+def _decoder_factory(broken: set[str]) -> Any:
+    frames = np.random.default_rng(7).integers(0, 256, size=(12, 3, 6, 8), dtype=np.uint8)
+
+    class Decoder:
+        def __init__(self, source: str, *, device: str, stream_index: int | None) -> None:
+            self.frames = (frames // 2) if device in broken else frames
+            self.metadata = SimpleNamespace(
+                stream_index=0, codec="h264", height=6, width=8, num_frames=12, average_fps=30.0
+            )
+
+        def __len__(self) -> int:
+            return 12
+
+        def __getitem__(self, key: slice) -> _Tensor:
+            return _Tensor(self.frames[key])
+
+    return Decoder
+
+
+def test_reads_what_the_smoke_test_writes() -> None:
+    """Feed build_report's own output through: the schema the report reads is the real one."""
+    xpu = SimpleNamespace(
+        is_available=lambda: True,
+        device_count=lambda: 2,
+        get_device_name=lambda i: f"Intel Arc B580 #{i}",
+        synchronize=lambda device=None: None,
+    )
+    backend = smoke.Backend(
+        torch=SimpleNamespace(__version__="2.14.1+xpu", xpu=xpu),
+        decoder_factory=_decoder_factory({"xpu:1"}),
+        versions={},
+    )
+    clips = [smoke.Clip(name="a", path="a.mp4"), smoke.Clip(name="b", path="b.mp4")]
+    report = smoke.build_report(backend, clips, ["cpu", "xpu:0", "xpu:1", "xpu:2"], set(), 40.0, 0)
+    fleet = fleet_of(node_file("real", json.loads(json.dumps(report))))
+    node = fleet.nodes[0]
+    assert {d: r.status for d, r in node.devices.items()} == {
+        "cpu": "pass",
+        "xpu:0": "pass",
+        "xpu:1": "FAIL",
+        "xpu:2": "absent",
+    }
+    assert node.devices["cpu"].fps == report["clips"][0]["results"]["cpu"]["fps"]
+    assert [(f.clip, f.device) for f in node.failures] == [("a", "xpu:1"), ("b", "xpu:1")]
+    assert all(f.reason.startswith("failed checks: vs_cpu (PSNR") for f in node.failures)
+
+
+# ------------------------------------------------------------------ HTML and SVG
+
+
+def test_html_escapes_hostile_text() -> None:
+    evil = '<script>alert("x")</script>&|'
+    nodes = [
+        node_file(
+            evil,
+            smoke_report({f"<b>{CLIP}</b>": {"cpu": result(), "xpu:0": result("failed", error=evil)}}),
+            [{"pci_address": "<img src=x>", "family": "<i>", "driver": "'\"", "has_media": True}],
+        )
+    ]
+    fleet = fleet_of(*nodes)
+    page = fleet_report.render_html(fleet)
+    assert "<script" not in page and "<img" not in page and "<b>" not in page and "<i>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;|" in page
+    assert 'data-node="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;|"' in page
+    # Markdown: a pipe in a name does not add a column.
+    md = fleet_report.render_markdown(fleet)
+    row = next(line for line in md.splitlines() if line.startswith("| <script"))
+    assert len(re.findall(r"(?<!\\)\|", row)) == len(fleet_report.table(fleet)[0]) + 1
+
+
+def test_html_is_standalone() -> None:
+    page = fleet_report.render_html(fleet_of(two_xpu_node(), *sandbox_nodes()))
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>\n")
+    assert "<style>" in page and "<script" not in page
+    assert not re.search(r"(?:src|href)=", page)  # no external assets
+    assert page.count("<tr>") == 4  # header and three nodes
+
+
+def test_svg_has_one_bar_per_node_and_present_device() -> None:
+    fleet = fleet_of(two_xpu_node(), *sandbox_nodes())
+    svg = fleet_report.render_svg(fleet)
+    assert bars(svg) == [
+        ("gpu-node", "cpu"),
+        ("gpu-node", "xpu:0"),
+        ("gpu-node", "xpu:1"),
+        ("xpulab-node1", "cpu"),
+        ("xpulab-node2", "cpu"),
+    ]
+    assert svg.count('stroke="#d62728" stroke-width="2">') == 1  # the failed xpu:1 bar
+    for label in ("decode fps", ">node<", ">cpu<", ">xpu:0<", ">xpu:1<", ">failed<"):
+        assert label in svg  # axis labels and legend
+    for value in (">2642<", ">4546<", '#d62728">4100<', ">2511<"):
+        assert value in svg  # values on bars
+    heights = {
+        (node, device): float(h)
+        for node, device, h in re.findall(
+            r'data-node="([^"]*)" data-device="([^"]*)"[^>]* height="([^"]*)"', svg
+        )
+    }
+    assert heights[("gpu-node", "xpu:0")] > heights[("gpu-node", "cpu")] > 0
+    assert max(heights.values()) <= 240.0
+
+
+def test_svg_single_node() -> None:
+    svg = fleet_report.render_svg(fleet_of(sandbox_nodes()[0]))
+    assert bars(svg) == [("xpulab-node1", "cpu")]
+    assert 'width="360"' in svg  # the minimum width holds the legend
+
+
+@pytest.mark.parametrize(
+    ("maximum", "ticks"),
+    [
+        (0.0, [0.0, 1.0]),
+        (2642.3, [0.0, 500.0, 1000.0, 1500.0, 2000.0, 2500.0, 3000.0]),
+        (4546.0, [0.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0]),
+        (1.0, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]),
+        (12.0, [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0]),
+        (13.0, [0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0]),
+    ],
+)
+def test_nice_ticks(maximum: float, ticks: list[float]) -> None:
+    assert fleet_report.nice_ticks(maximum) == ticks
+
+
+# ------------------------------------------------------------------ ordering and determinism
+
+
+def test_device_columns_cpu_first_then_numeric() -> None:
+    devices = ["xpu:10", "xpu:2", "cpu", "xpu", "xpu:0"]
+    assert sorted(devices, key=fleet_report.device_key) == ["cpu", "xpu", "xpu:0", "xpu:2", "xpu:10"]
+
+
+def test_deterministic_output(tmp_path: Path) -> None:
+    reports = write_nodes(tmp_path / "in", two_xpu_node(), *sandbox_nodes())
+    outputs = []
+    for run in ("a", "b"):
+        md, page = tmp_path / run / "f.md", tmp_path / run / "f.html"
+        assert (
+            fleet_report.main(["--reports-dir", str(reports), "--markdown", str(md), "--html", str(page)])
+            == 1
+        )
+        outputs.append((md.read_bytes(), page.read_bytes()))
+    assert outputs[0] == outputs[1]
+    # Node order comes from the names, not from the directory order or the clock.
+    assert [n.name for n in fleet_report.build_fleet(fleet_report.load_reports(reports)).nodes] == [
+        "gpu-node",
+        "xpulab-node1",
+        "xpulab-node2",
+    ]
+
+
+def test_newest_timestamp_compares_instants() -> None:
+    a, b = sandbox_nodes()
+    a["smoke"]["timestamp"] = "2026-03-01T12:00:00+02:00"  # 10:00 UTC
+    b["smoke"]["timestamp"] = "2026-03-01T11:00:00+00:00"
+    assert fleet_report.newest_timestamp(fleet_of(a, b)) == "2026-03-01T11:00:00+00:00"
+
+
+# ------------------------------------------------------------------ cells
+
+
+def test_torchcodec_and_test_suite_cells() -> None:
+    source = {"method": "source", "version": "0.7.0a0", "commit": "f06c28684edd0570cb44e9d7cbe440b60e37ff0e"}
+    assert fleet_report.torchcodec_cell(source) == "source 0.7.0a0 f06c28684edd"
+    plugin = {"method": "plugin", "version": "0.17.0", "xpu_plugin": "0.17.0"}
+    assert fleet_report.torchcodec_cell(plugin) == "plugin 0.17.0 + torchcodec-xpu 0.17.0"
+    suite = {"passed": 10, "failed": 1, "skipped": 2, "known": 1, "new": 0, "new_failures": [], "fixed": []}
+    assert fleet_report.suite_cell(suite) == "10 passed, 1 known, 0 new"
+    assert fleet_report.suite_cell(None) == "-"
+    assert fleet_report.gpus_cell([{"pci_address": "0000:3a:00.0", "family": "max", "driver": None}]) == (
+        "Data Center GPU Max (max) 0000:3a:00.0 no driver"
+    )
+
+
+# ------------------------------------------------------------------ bad input and exit codes
+
+
+def test_invalid_json_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports = write_nodes(tmp_path / "in", *sandbox_nodes())
+    (reports / "broken-node.json").write_text('{"node": "broken-node", ')
+    assert fleet_report.main(["--reports-dir", str(reports)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "broken-node.json: invalid JSON" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[]", "n.json: the top level must be dict, not list"),
+        ('{"node": "n", "gpus": "none"}', "n.json: gpus must be list, not str"),
+        (
+            '{"node": "n", "smoke": {"clips": [{"results": []}]}}',
+            "n.json: smoke.clips[0].results must be dict",
+        ),
+        ('{"node": "n", "smoke": {"clips": [null]}}', "n.json: smoke.clips[0] must be dict, not NoneType"),
+        ('{"smoke": {"devices": [{"status": "passed"}]}}', "n.json: smoke.devices[0].device must be str"),
+    ],
+)
+def test_wrong_types_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    (tmp_path / "n.json").write_text(content)
+    assert fleet_report.main(["--reports-dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_directory_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fleet_report.main(["--reports-dir", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_empty_directory_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fleet_report.main(["--reports-dir", str(tmp_path)]) == 2
+    assert "no *.json node reports" in capsys.readouterr().err
+
+
+def test_usage_error_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert fleet_report.main([]) == 2
+    assert "--reports-dir" in capsys.readouterr().err
+
+
+def test_unwritable_output_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports = write_nodes(tmp_path / "in", *sandbox_nodes())
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert fleet_report.main(["--reports-dir", str(reports), "--markdown", str(blocker / "x.md")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_script_runs_as_a_command(tmp_path: Path) -> None:
+    reports = write_nodes(tmp_path / "in", *sandbox_nodes())
+    script = Path(fleet_report.__file__)
+    done = subprocess.run(
+        [sys.executable, str(script), "--reports-dir", str(reports), "--title", "lab A"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# lab A\n\n**PASS: all 2 nodes passed")
