@@ -7,8 +7,10 @@ export PATH := $(VENV)/bin:$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/tools/containers.conf
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
+# Test media (../shared/media): the sandbox mirror is filled from here.
+export XPULAB_MEDIA_DIR ?= $(firstword $(wildcard $(CURDIR)/../shared/media /work/shared/media) $(CURDIR)/../shared/media)
 
-SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns git curl xz-utils ca-certificates make
+SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns git curl xz-utils ca-certificates make gnupg
 
 .PHONY: help deps venv images sandbox sandbox-up sandbox-down lint unit molecule test bench clean-cache
 
