@@ -1,0 +1,59 @@
+"""TorchCodec as installed by the torchcodec role."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from conftest import read_fact
+
+
+@pytest.fixture(scope="module")
+def torchcodec_fact(host: Any) -> dict[str, Any]:
+    return read_fact(host, "xpulab_torchcodec")
+
+
+def venv_python(fact: dict[str, Any]) -> str:
+    return f"{fact['venv']}/bin/python"
+
+
+def probe(host: Any, fact: dict[str, Any]) -> dict[str, Any]:
+    script = (
+        "import importlib.metadata as m, json, torch, torchcodec\n"
+        "def v(d):\n"
+        "    try:\n        return m.version(d)\n    except m.PackageNotFoundError:\n        return None\n"
+        "x = getattr(torch, 'xpu', None)\n"
+        "print(json.dumps({'torchcodec': v('torchcodec'), 'plugin': v('torchcodec-xpu'),"
+        " 'xpu': bool(x is not None and x.is_available())}))\n"
+    )
+    out = host.run(f"{venv_python(fact)} -c {_quote(script)}")
+    assert out.rc == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def test_torchcodec_imports_at_the_recorded_version(host: Any, torchcodec_fact: dict[str, Any]) -> None:
+    seen = probe(host, torchcodec_fact)
+    assert seen["torchcodec"] == torchcodec_fact["version"]
+
+
+def test_xpu_plugin_only_where_torch_has_xpu(host: Any, torchcodec_fact: dict[str, Any]) -> None:
+    seen = probe(host, torchcodec_fact)
+    if torchcodec_fact["method"] != "plugin":
+        pytest.skip("source method: no plugin involved")
+    assert (seen["plugin"] is not None) == seen["xpu"], seen
+    assert torchcodec_fact["xpu_plugin"] == seen["plugin"]
+
+
+def test_source_build_records_its_commit(host: Any, torchcodec_fact: dict[str, Any]) -> None:
+    if torchcodec_fact["method"] != "source":
+        pytest.skip("plugin method: installed from an index, no commit")
+    assert re.fullmatch(r"[0-9a-f]{40}", torchcodec_fact["commit"] or "")
+    assert re.fullmatch(r"[0-9a-f]{16}", torchcodec_fact["fingerprint"] or "")
+    seen = probe(host, torchcodec_fact)
+    assert torchcodec_fact["enable_xpu"] == seen["xpu"] or not torchcodec_fact["enable_xpu"]
