@@ -12,15 +12,20 @@ messages, so the commit IDs are the same on every machine:
                          first lines say ``xpulab-fixture: pr-558-only`` are
                          left out, lines from ``BEGIN PR-558`` to ``END PR-558``
                          are cut
-    refs/pull/558/head   one commit on top of main: exactly the fixture tree
+    refs/pull/558/head   one commit on top of main: exactly the fixture tree,
+                         except tags/
+    refs/tags/v0.17.0    (when the fixture has tags/v0.17.0/) a lightweight tag
+                         on a commit with no parent, its own line of history:
+                         the files under tags/v0.17.0/, at the top of its tree
 
 ``--advance REF`` adds one more commit to REF (it rewrites
 src/torchcodec/_fixture_revision.py: REVISION = n), ``--add-failing-test
 REF`` adds a commit with one new failing test (test/test_new_regression.py::
-test_new_regression, then _2, _3, ...). Both may repeat; they apply in the
-order given. The result is a function of the inputs: running again with the
-same ones changes nothing, running without them puts the refs back (a
-force-push, as when a pull request is rebased).
+test_new_regression, then _2, _3, ...); REF is main, pull/558/head or
+v0.17.0 (full names work too; a moved tag is a re-tag). Both may repeat; they
+apply in the order given. The result is a function of the inputs: running
+again with the same ones changes nothing, running without them puts the refs
+back (a force-push, as when a pull request is rebased).
 
 The repository is then prepared for a dumb HTTP server (``git
 update-server-info``), and one JSON object is printed:
@@ -46,7 +51,13 @@ from pathlib import Path
 PR_NUMBER = 558
 MAIN_REF = "refs/heads/main"
 PR_REF = f"refs/pull/{PR_NUMBER}/head"
-MANAGED_REFS = (MAIN_REF, PR_REF)
+TAG_NAME = "v0.17.0"
+TAG_REF = f"refs/tags/{TAG_NAME}"
+MANAGED_REFS = (MAIN_REF, PR_REF, TAG_REF)
+# Files under TAGS_DIR are not part of main or the pull request; the ones
+# under TAG_DIR make the tree of TAG_REF.
+TAGS_DIR = "tags/"
+TAG_DIR = f"{TAGS_DIR}{TAG_NAME}/"
 PR_ONLY_MARK = f"xpulab-fixture: pr-{PR_NUMBER}-only"
 PR_ONLY_MARK_LINES = 5
 BEGIN_MARK = f"BEGIN PR-{PR_NUMBER}"
@@ -65,6 +76,9 @@ REVISION_FILE = "src/torchcodec/_fixture_revision.py"
 IDENTITY = ("xpulab fixture", "fixture@xpulab.invalid")
 # 2025-08-20T12:00:00Z: the day pull request 558 was last rebased.
 EPOCH = 1755691200
+# The tag's commit: a fixed date after main and the pull request, before any
+# --advance or --add-failing-test commit (EPOCH + 2 days + n hours).
+TAG_EPOCH = EPOCH + 2 * 86400
 DEFAULT_SOURCE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "torchcodec"
 WALK_SKIP = {".git", "__pycache__", ".pytest_cache"}
 
@@ -171,6 +185,16 @@ def strip_pr_parts(name: str, content: bytes) -> bytes | None:
     return "".join(kept).encode("utf-8")
 
 
+def split_tags(files: Files) -> tuple[Files, Files | None]:
+    """(the files of main and the pull request, the tree of the tag or None)."""
+    branch = {n: c for n, c in files.items() if not n.startswith(TAGS_DIR)}
+    tagged = {n[len(TAG_DIR):]: c for n, c in files.items() if n.startswith(TAG_DIR)}
+    stray = sorted(n for n in files if n.startswith(TAGS_DIR) and not n.startswith(TAG_DIR))
+    if stray:
+        raise FixtureError(f"{', '.join(stray)}: only {TAG_DIR} may be under {TAGS_DIR} (the tag {TAG_REF})")
+    return branch, tagged or None
+
+
 def main_variant(files: Files) -> Files:
     """The tree of main; the fixture must have pull-request parts."""
     base: Files = {}
@@ -263,8 +287,10 @@ class Repo:
         return self.git("symbolic-ref", "HEAD")
 
 
-def build_commits(repo: Repo, base: Files, files: Files, ops: Sequence[Op]) -> dict[str, str]:
-    """Write every object into ``repo``; return the wanted value of each managed ref."""
+def build_commits(repo: Repo, base: Files, files: Files, ops: Sequence[Op],
+                  tagged: Files | None = None) -> dict[str, str]:
+    """Write every object into ``repo``; return the wanted value of each managed ref
+    (without the tag when ``tagged`` is None)."""
     main = repo.commit(
         repo.tree(base), [], "xpulab TorchCodec fixture 0.7.0a0 (stands in for TorchCodec main)\n\n"
         "Test fixture of the xpulab project, NOT TorchCodec.\n", EPOCH)
@@ -273,9 +299,17 @@ def build_commits(repo: Repo, base: Files, files: Files, ops: Sequence[Op]) -> d
         f"Stands in for pytorch/torchcodec pull request {PR_NUMBER}; NOT TorchCodec.\n", EPOCH + 86400)
     tips = {MAIN_REF: main, PR_REF: pull}
     trees = {MAIN_REF: dict(base), PR_REF: dict(files)}
-    advances = {MAIN_REF: 0, PR_REF: 0}
-    failing = {MAIN_REF: 0, PR_REF: 0}
+    if tagged is not None:
+        tips[TAG_REF] = repo.commit(
+            repo.tree(tagged), [], f"xpulab TorchCodec fixture {TAG_NAME}: a test suite for torchcodec "
+            f"{TAG_NAME[1:]}\n\nStands in for TorchCodec's {TAG_NAME} tag; test fixture of the xpulab project, "
+            "NOT TorchCodec.\n", TAG_EPOCH)
+        trees[TAG_REF] = dict(tagged)
+    advances = dict.fromkeys(tips, 0)
+    failing = dict.fromkeys(tips, 0)
     for index, op in enumerate(ops, start=1):
+        if op.ref not in tips:
+            raise FixtureError(f"{op.ref} is not published: the fixture has no {TAG_DIR}")
         tree = trees[op.ref]
         if op.kind == "advance":
             advances[op.ref] += 1
@@ -323,40 +357,44 @@ def _state(dest: Path) -> tuple[bool, dict[str, str], bool]:
 
 def check(source: Path, dest: Path, ops: Sequence[Op]) -> dict[str, object]:
     """What publish() would do, computed in a scratch repository; writes nothing to ``dest``."""
-    files = collect_files(source)
+    files, tagged = split_tags(collect_files(source))
     base = main_variant(files)
     _, previous, head_ok = _state(dest)
     with tempfile.TemporaryDirectory(prefix="xpulab-fixture-check.") as tmp:
-        wanted = build_commits(Repo.init(Path(tmp) / "scratch.git"), base, files, ops)
+        wanted = build_commits(Repo.init(Path(tmp) / "scratch.git"), base, files, ops, tagged)
     others = {r: s for r, s in previous.items() if r not in MANAGED_REFS}
     info_ok = _read(dest / "info" / "refs") == expected_info_refs({**others, **wanted})
-    changed = not (head_ok and info_ok and all(previous.get(r) == s for r, s in wanted.items()))
+    changed = not (head_ok and info_ok and all(previous.get(r) == wanted.get(r) for r in MANAGED_REFS))
     return {"changed": changed, "dest": str(dest), "refs": wanted, "previous": previous, "check": True}
 
 
 def publish(source: Path, dest: Path, ops: Sequence[Op]) -> dict[str, object]:
     """Create or update ``dest`` so that its managed refs are the wanted commits."""
-    files = collect_files(source)
+    files, tagged = split_tags(collect_files(source))
     base = main_variant(files)
     with locked(dest):
         exists, previous, head_ok = _state(dest)
         repo = Repo(dest) if exists else Repo.init(dest)
         if not head_ok:
             repo.git("symbolic-ref", "HEAD", MAIN_REF)
-        wanted = build_commits(repo, base, files, ops)
-        for ref, sha in wanted.items():
-            if previous.get(ref) != sha:
-                repo.git("update-ref", ref, sha)
+        wanted = build_commits(repo, base, files, ops, tagged)
+        for ref in MANAGED_REFS:
+            if ref in wanted and previous.get(ref) != wanted[ref]:
+                repo.git("update-ref", ref, wanted[ref])
+            elif ref not in wanted and ref in previous:  # the fixture no longer has it
+                repo.git("update-ref", "-d", ref)
         info_before = _read(dest / "info" / "refs"), _read(dest / "objects" / "info" / "packs")
         repo.git("update-server-info")
         info_after = _read(dest / "info" / "refs"), _read(dest / "objects" / "info" / "packs")
-        changed = not head_ok or info_before != info_after or any(previous.get(r) != s for r, s in wanted.items())
+        changed = (not head_ok or info_before != info_after
+                   or any(previous.get(r) != wanted.get(r) for r in MANAGED_REFS))
         return {"changed": changed, "dest": str(dest), "refs": wanted, "previous": previous, "check": False}
 
 
 def normalize_ref(value: str) -> str:
     aliases = {"main": MAIN_REF, "heads/main": MAIN_REF, MAIN_REF: MAIN_REF,
-               f"pull/{PR_NUMBER}/head": PR_REF, PR_REF: PR_REF}
+               f"pull/{PR_NUMBER}/head": PR_REF, PR_REF: PR_REF,
+               TAG_NAME: TAG_REF, f"tags/{TAG_NAME}": TAG_REF, TAG_REF: TAG_REF}
     if value not in aliases:
         raise argparse.ArgumentTypeError(f"unknown ref {value!r}: use one of {', '.join(MANAGED_REFS)}")
     return aliases[value]

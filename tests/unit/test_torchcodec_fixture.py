@@ -5,6 +5,7 @@ fixture's README)."""
 
 from __future__ import annotations
 
+import ast
 import http.server
 import importlib.util
 import json
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from types import ModuleType
@@ -25,13 +27,15 @@ TOOL = ROOT / "tools" / "build-torchcodec-fixture.py"
 FIXTURE = ROOT / "tests" / "fixtures" / "torchcodec"
 MAIN = "refs/heads/main"
 PR = "refs/pull/558/head"
+TAG = "refs/tags/v0.17.0"
 
 # The published commits of tests/fixtures/torchcodec. They change whenever the
 # fixture changes (on purpose: update them, and the README's table, then);
 # they must never change with the machine, the user's git configuration or
 # the date.
-FIXTURE_MAIN_SHA = "c77ecfa316a01c6bdc36848412e1d0b13f961026"
-FIXTURE_PR_SHA = "9ea462b4233c1b8ae88c58d9b15b13e9b6163404"
+FIXTURE_MAIN_SHA = "eba5805f602513496494afdc295ac607041b1b51"
+FIXTURE_PR_SHA = "a0d724b87b48d33bf92d2f87b1548bb50153a200"
+FIXTURE_TAG_SHA = "6a2107570f535fae0bbc1d5420e9c2b82609a377"
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -107,7 +111,7 @@ def test_small_fixture_has_fixed_commit_ids(small: Path, tmp_path: Path) -> None
     assert result["changed"] is True and result["previous"] == {}
 
 
-def test_user_git_configuration_cannot_change_commit_ids(small: Path, tmp_path: Path,
+def test_user_git_configuration_cannot_change_commit_ids(tagged: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -117,7 +121,8 @@ def test_user_git_configuration_cannot_change_commit_ids(small: Path, tmp_path: 
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_AUTHOR_DATE", "@0 +0000")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Intruder")
-    assert refs_of(publish(small, tmp_path / "b.git")) == {MAIN: SMALL_MAIN_SHA, PR: SMALL_PR_SHA}
+    assert refs_of(publish(tagged, tmp_path / "b.git")) == {MAIN: SMALL_MAIN_SHA, PR: SMALL_PR_SHA,
+                                                            TAG: SMALL_TAG_SHA}
 
 
 def test_main_leaves_out_the_pull_request_parts(small: Path, tmp_path: Path) -> None:
@@ -329,12 +334,131 @@ def test_options_keep_their_order() -> None:
 
 
 # --------------------------------------------------------------------------
+# The tag refs/tags/v0.17.0 (tags/v0.17.0/ of the fixture)
+
+
+@pytest.fixture
+def tagged(small: Path) -> Path:
+    """The small fixture plus a tag tree."""
+    suite = small / "tags" / "v0.17.0" / "test"
+    suite.mkdir(parents=True)
+    (suite.parent / "version.txt").write_text("0.17.0\n")
+    (suite / "test_tag.py").write_text("def test_tag():\n    assert True\n")
+    return small
+
+
+SMALL_TAG_SHA = "6ccdd46ccd70c8db22d769539a90b2ad736da522"
+
+
+@contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    """A dumb HTTP server on 127.0.0.1 for ``directory``; yields its URL."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_tag_is_its_own_line_of_history(tagged: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "r.git"
+    result = publish(tagged, dest)
+    # The tag's files are left out of main and the pull request: their commits do not change.
+    assert refs_of(result) == {MAIN: SMALL_MAIN_SHA, PR: SMALL_PR_SHA, TAG: SMALL_TAG_SHA}
+    assert tree_names(dest, TAG) == ["test/test_tag.py", "version.txt"]
+    assert git("--git-dir", str(dest), "rev-list", "--count", TAG) == "1"
+    assert git("--git-dir", str(dest), "cat-file", "-t", TAG) == "commit"
+    assert git("--git-dir", str(dest), "log", "-1", "--format=%an %ad", "--date=iso-strict", TAG) == (
+        "xpulab fixture 2025-08-22T12:00:00+00:00")
+    assert (dest / "info" / "refs").read_text().splitlines()[-1] == f"{SMALL_TAG_SHA}\t{TAG}"
+    assert publish(tagged, dest)["changed"] is False
+
+
+def test_add_failing_test_on_the_tag(tagged: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "r.git"
+    base = refs_of(publish(tagged, dest))
+    moved = publish(tagged, dest, "--add-failing-test", "v0.17.0")
+    new = refs_of(moved)
+    assert moved["changed"] is True and new[MAIN] == base[MAIN] and new[PR] == base[PR]
+    assert git("--git-dir", str(dest), "rev-parse", f"{TAG}^") == base[TAG]
+    work = tmp_path / "work"
+    git("clone", "--quiet", str(dest), str(work))
+    git("-c", "advice.detachedHead=false", "checkout", "--quiet", "v0.17.0", cwd=work)
+    assert git("rev-parse", "HEAD", cwd=work) == new[TAG]
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test/"],
+                         cwd=work, capture_output=True, text=True, check=False)
+    assert run.returncode == 1
+    assert "FAILED test/test_new_regression.py::test_new_regression" in run.stdout
+    assert "1 failed, 1 passed" in run.stdout
+    assert refs_of(publish(tagged, dest, "--advance", "refs/tags/v0.17.0"))[TAG] not in (base[TAG], new[TAG])
+    back = publish(tagged, dest)
+    assert back["changed"] is True and refs_of(back) == base  # a re-tag back to the original
+
+
+def test_a_moved_tag_over_dumb_http(tagged: Path, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    dest = mirror / "git" / "torchcodec.git"
+    refs = refs_of(publish(tagged, dest))
+    with serve(mirror) as url:
+        work = tmp_path / "clone"
+        git("clone", "--quiet", f"{url}/git/torchcodec.git", str(work))
+        git("fetch", "--quiet", "origin", f"+{TAG}:{TAG}", cwd=work)
+        assert git("rev-parse", "v0.17.0", cwd=work) == refs[TAG]
+        moved = refs_of(publish(tagged, dest, "--add-failing-test", TAG))
+        git("fetch", "--quiet", "origin", f"+{TAG}:{TAG}", cwd=work)  # "+": a moved tag is not fetched without
+        assert git("rev-parse", "v0.17.0", cwd=work) == moved[TAG] != refs[TAG]
+        git("-c", "advice.detachedHead=false", "checkout", "--quiet", "v0.17.0", cwd=work)
+        assert (work / "test" / "test_new_regression.py").is_file()
+
+
+def test_tag_operations_need_the_tag(small: Path, tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(TOOL), "--source", str(small), "--dest", str(tmp_path / "r.git"),
+                          "--add-failing-test", "v0.17.0"], capture_output=True, text=True, check=False)
+    assert run.returncode == 1
+    assert "refs/tags/v0.17.0 is not published: the fixture has no tags/v0.17.0/" in run.stderr
+
+
+def test_removing_the_tag_tree_deletes_the_tag(tagged: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "r.git"
+    publish(tagged, dest)
+    shutil.rmtree(tagged / "tags")
+    assert publish(tagged, dest, "--check")["changed"] is True
+    gone = publish(tagged, dest)
+    assert gone["changed"] is True and refs_of(gone) == {MAIN: SMALL_MAIN_SHA, PR: SMALL_PR_SHA}
+    assert TAG not in git("--git-dir", str(dest), "for-each-ref")
+    assert TAG not in (dest / "info" / "refs").read_text()
+    assert publish(tagged, dest)["changed"] is False
+
+
+def test_only_the_known_tag_may_be_under_tags(small: Path, tmp_path: Path) -> None:
+    (small / "tags" / "v9.9.9").mkdir(parents=True)
+    (small / "tags" / "v9.9.9" / "x.txt").write_text("x\n")
+    run = subprocess.run([sys.executable, str(TOOL), "--source", str(small), "--dest", str(tmp_path / "r.git")],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 1 and "tags/v9.9.9/x.txt: only tags/v0.17.0/ may be under tags/" in run.stderr
+
+
+def test_tag_ref_aliases() -> None:
+    args = tool.parse_args(["--dest", "x", "--add-failing-test", "v0.17.0", "--advance", "tags/v0.17.0",
+                            "--add-failing-test", TAG])
+    assert args.ops == [tool.Op("failing-test", TAG), tool.Op("advance", TAG), tool.Op("failing-test", TAG)]
+
+
+# --------------------------------------------------------------------------
 # The real fixture
 
 
 def test_real_fixture_has_the_published_commit_ids(tmp_path: Path) -> None:
     refs = refs_of(publish(FIXTURE, tmp_path / "torchcodec.git"))
-    assert refs == {MAIN: FIXTURE_MAIN_SHA, PR: FIXTURE_PR_SHA}, (
+    assert refs == {MAIN: FIXTURE_MAIN_SHA, PR: FIXTURE_PR_SHA, TAG: FIXTURE_TAG_SHA}, (
         "tests/fixtures/torchcodec changed: if on purpose, update FIXTURE_*_SHA here")
 
 
@@ -343,6 +467,7 @@ def test_real_fixture_variants(tmp_path: Path) -> None:
     publish(FIXTURE, dest)
     main_names, pr_names = set(tree_names(dest, MAIN)), set(tree_names(dest, PR))
     assert pr_names - main_names == {"csrc/xpu.c", "test/test_xpu.py"}
+    assert not any(name.startswith("tags/") for name in pr_names)
     assert {"setup.py", "version.txt", "csrc/core.c", "src/torchcodec/__init__.py",
             "test/test_known_failure.py", "README.md", "LICENSE"} <= main_names
     main_setup = show(dest, MAIN, "setup.py")
@@ -351,9 +476,33 @@ def test_real_fixture_variants(tmp_path: Path) -> None:
     assert "xpu_probe" not in show(dest, MAIN, "csrc/core.c")
     compile(main_setup, "setup.py", "exec")
     assert show(dest, PR, "version.txt") == "0.7.0a0+xpulab.fixture"
-    for ref in (MAIN, PR):
+    for ref in (MAIN, PR, TAG):
         for name in ("README.md", "LICENSE"):
             assert "xpulab" in show(dest, ref, name) and "NOT TorchCodec" in show(dest, ref, name)
+
+
+def test_real_fixture_tag_is_a_test_suite_for_torchcodec_0_17(tmp_path: Path) -> None:
+    dest = tmp_path / "torchcodec.git"
+    publish(FIXTURE, dest)
+    names = tree_names(dest, TAG)
+    assert names == sorted(p.relative_to(FIXTURE / "tags" / "v0.17.0").as_posix()
+                           for p in (FIXTURE / "tags" / "v0.17.0").rglob("*") if p.is_file()
+                           and "__pycache__" not in p.parts)
+    assert "test/test_known_failure.py" in names and "test/test_xpu.py" in names and "setup.py" not in names
+    assert show(dest, TAG, "version.txt") == "0.17.0"
+    assert git("--git-dir", str(dest), "rev-list", "--parents", "-n", "1", TAG) == FIXTURE_TAG_SHA  # no parent
+    assert git("--git-dir", str(dest), "cat-file", "-t", TAG) == "commit"  # a lightweight tag
+    # The suite needs only pytest, numpy, torch and torchcodec (and the standard library).
+    imported: set[str] = set()
+    for name in names:
+        if name.endswith(".py"):
+            tree = ast.parse(show(dest, TAG, name), name)
+            imported |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+            imported |= {str(n.module).split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported - set(sys.stdlib_module_names) == {"pytest", "numpy", "torch", "torchcodec"}
+    known = show(dest, TAG, "test/test_known_failure.py")
+    assert "def test_known_failure_on_xpulab_fixture" in known
+    assert "torch.xpu.is_available()" in show(dest, TAG, "test/test_xpu.py")
 
 
 # --------------------------------------------------------------------------

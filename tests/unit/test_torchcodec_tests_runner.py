@@ -95,7 +95,8 @@ def test_junit_ids_and_outcomes(junit: Path, tmp_path: Path) -> None:
     assert outcomes["test/test_a.py::test_xfail"].message == "xfail: known xfail"
     assert outcomes["test/test_broken.py"].message.startswith(
         "collection failure: ModuleNotFoundError: No module named 'nonexistent_module_xyz'\nImportError while")
-    assert outcomes["test/test_a.py::test_fail"].message == "AssertionError: boom\nassert 1 == 2\nE   AssertionError: boom"
+    assert outcomes["test/test_a.py::test_fail"].message == (
+        "AssertionError: boom\nassert 1 == 2\nE   AssertionError: boom")
 
 
 def test_junit_without_file_attributes_finds_the_module(tmp_path: Path) -> None:

@@ -328,10 +328,11 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 def summary(data: Mapping[str, Any]) -> str:
     c = data["counts"]
-    lines = [f"TorchCodec tests in {data['tests_dir']} (families {','.join(data['families'])}): "
-             f"{c['passed']} passed, {c['failed']} failed, {c['errors']} errors, {c['skipped']} skipped; "
-             f"known {c['known']}, new {c['new']}, fixed {c['fixed']} in {data['duration_s']:.1f} s "
-             f"-> {data['status'].upper()}"]
+    headline = (f"TorchCodec tests in {data['tests_dir']} (families {','.join(data['families'])}): "
+                f"{c['passed']} passed, {c['failed']} failed, {c['errors']} errors, {c['skipped']} skipped; "
+                f"known {c['known']}, new {c['new']}, fixed {c['fixed']} in {data['duration_s']:.1f} s "
+                f"-> {data['status'].upper()}")
+    lines = [headline]
     if data["message"]:
         lines.append(data["message"])
     for test in data["new_failures"]:
