@@ -3,7 +3,8 @@
 #   cold    - fresh nodes, empty controller artifact cache (FFmpeg is compiled once)
 #   cached  - fresh nodes, artifact already in the controller cache
 #   rerun   - the same nodes again, nothing to change
-# Uses its own artifact cache so your real cache is left alone.
+# Uses its own artifact cache so your real cache is left alone. Prints one
+# line per run: wall seconds and the PLAY RECAP of each node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XPULAB_ARTIFACT_CACHE="${XPULAB_BENCH_CACHE:-$HOME/.cache/xpulab/bench-artifacts}"
@@ -18,8 +19,10 @@ run() {  # label, then the command
     "$(grep -E '^xpulab-node[0-9]+ +:' "/tmp/xpulab-bench-$label.log" | sed 's/  */ /g' | tr '\n' ';')"
 }
 
-fresh_nodes() {
-  ansible-playbook playbooks/sandbox_down.yml >/dev/null
+fresh_nodes() {  # new empty nodes; the mirror (and anything using it) stays up
+  local nodes
+  nodes=$(tools/podman ps -a --filter label=xpulab.sandbox=node --format '{{.Names}}')
+  [ -z "$nodes" ] || tools/podman rm -f $nodes >/dev/null
   ansible-playbook playbooks/sandbox_up.yml >/dev/null
 }
 
