@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 
 
 def login(host: Any, command: str) -> Any:
     """Run a command in a login shell, as a user of the node would."""
-    return host.run("bash -lc " + _quote(command))
-
-
-def _quote(s: str) -> str:
-    return "'" + s.replace("'", "'\\''") + "'"
+    return host.run("bash -lc " + shlex.quote(command))
 
 
 def test_buildconf_has_seed_flags(host: Any, ffmpeg_prefix: str) -> None:

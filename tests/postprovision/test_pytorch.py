@@ -4,6 +4,7 @@ version, the recorded XPU state against a fresh probe, and XPU on media GPUs."""
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 import pytest
@@ -24,10 +25,6 @@ print(json.dumps({
 """
 
 
-def _quote(s: str) -> str:
-    return "'" + s.replace("'", "'\\''") + "'"
-
-
 @pytest.fixture(scope="module")
 def pytorch_fact(host: Any) -> dict[str, Any]:
     return read_fact(host, "xpulab_pytorch")
@@ -41,7 +38,7 @@ def venv_python(pytorch_fact: dict[str, Any]) -> str:
 @pytest.fixture(scope="module")
 def probe(host: Any, venv_python: str) -> dict[str, Any]:
     """What torch in the venv says now, independently of the role's probe."""
-    out = host.run(f"{venv_python} -c {_quote(PROBE)}")
+    out = host.run(f"{venv_python} -c {shlex.quote(PROBE)}")
     assert out.rc == 0, f"torch does not import with {venv_python}:\n{out.stderr}"
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from typing import Any
 
 import pytest
@@ -28,13 +29,9 @@ def probe(host: Any, fact: dict[str, Any]) -> dict[str, Any]:
         "print(json.dumps({'torchcodec': v('torchcodec'), 'plugin': v('torchcodec-xpu'),"
         " 'xpu': bool(x is not None and x.is_available())}))\n"
     )
-    out = host.run(f"{venv_python(fact)} -c {_quote(script)}")
+    out = host.run(f"{venv_python(fact)} -c {shlex.quote(script)}")
     assert out.rc == 0, out.stderr
     return json.loads(out.stdout)
-
-
-def _quote(s: str) -> str:
-    return "'" + s.replace("'", "'\\''") + "'"
 
 
 def test_torchcodec_imports_at_the_recorded_version(host: Any, torchcodec_fact: dict[str, Any]) -> None:
