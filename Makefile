@@ -51,7 +51,7 @@ lint: venv
 	yamllint --strict .
 	ansible-lint --profile production
 
-unit: venv
+unit: images
 	$(PYTHON) -m pytest -q tests/unit
 
 molecule: images
