@@ -36,17 +36,17 @@ update-server-info``), and one JSON object is printed:
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from xpulab_fsutil import locked
 
 PR_NUMBER = 558
 MAIN_REF = "refs/heads/main"
@@ -328,14 +328,6 @@ def build_commits(repo: Repo, base: Files, files: Files, ops: Sequence[Op],
 # Publishing
 
 
-@contextmanager
-def locked(dest: Path) -> Iterator[None]:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{dest}.lock", "w", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -372,7 +364,7 @@ def publish(source: Path, dest: Path, ops: Sequence[Op]) -> dict[str, object]:
     """Create or update ``dest`` so that its managed refs are the wanted commits."""
     files, tagged = split_tags(collect_files(source))
     base = main_variant(files)
-    with locked(dest):
+    with locked(dest.with_name(f"{dest.name}.lock")):
         exists, previous, head_ok = _state(dest)
         repo = Repo(dest) if exists else Repo.init(dest)
         if not head_ok:

@@ -28,9 +28,7 @@ Needs gpg and gpg-agent (Debian package gnupg) and dpkg-deb (dpkg).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import email.utils
-import fcntl
 import gzip
 import hashlib
 import json
@@ -41,9 +39,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from xpulab_fsutil import locked
 
 PACKAGE_PREFIX = "intel-deep-learning-essentials-"
 # Bump to rebuild every stand-in (changes the .deb versions too).
@@ -356,18 +356,6 @@ def build_tree(spec: RepoSpec, gpg: Gpg, fingerprint: str, out: Path, now: float
     gpg.run(*sign, "--armor", "--detach-sign", "--output", str(dists / "Release.gpg"), str(release))
     (out / PUBLIC_KEY_NAME).write_bytes(gpg.run("--armor", "--export", fingerprint))
     (out / FINGERPRINT_NAME).write_text(fingerprint + "\n")
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Serialise builders of the same repository (parallel molecule prepares)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def swap_in(new: Path, repo: Path) -> None:

@@ -25,7 +25,6 @@ concurrent runs on the same directory.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import html
 import json
@@ -38,12 +37,13 @@ import tempfile
 import time
 import urllib.parse
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any, TypedDict
+
+from xpulab_fsutil import locked
 
 STAMP_NAME = ".xpulab-fill.json"
 LOCK_NAME = ".xpulab-fill.lock"
@@ -348,17 +348,6 @@ def record_files(directory: Path, names: Iterable[str], known: dict[str, FileRec
     return records
 
 
-@contextmanager
-def locked(dest: Path) -> Iterator[None]:
-    dest.mkdir(parents=True, exist_ok=True)
-    with (dest / LOCK_NAME).open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
@@ -394,7 +383,7 @@ def fill(dest: Path, requirements: Sequence[str], targets: Sequence[Target], pip
     started = time.monotonic()
     files_dir, simple_dir = dest / FILES_DIR, dest / SIMPLE_DIR
     inputs = inputs_of(requirements, targets, pip_args)
-    with locked(dest):
+    with locked(dest / LOCK_NAME):
         stamp = read_stamp(dest / STAMP_NAME)
         records: dict[str, FileRecord] = stamp.get("files", {}) if isinstance(stamp.get("files"), dict) else {}
         cached = not force and stamp.get("inputs") == inputs and files_intact(files_dir, records)

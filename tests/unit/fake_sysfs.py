@@ -15,6 +15,9 @@ For a GPU at 0000:03:00.0 behind the root port 0000:00:01.0::
 from __future__ import annotations
 
 import os
+import sys
+import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +98,40 @@ def build(tmp_path: Path, gpus: list[FakeGpu], absolute: bool = False) -> tuple[
         add_gpu(sys_root, dev_root, gpu, absolute)
     return sys_root, dev_root
 
+
+
+def pack(target: Path, name: str, gpus: list[FakeGpu]) -> Path:
+    """Build the trees of `gpus` as <name>/sys and <name>/dev and pack them as the tarball `target`.
+
+    Relative symlinks are stored as symlinks. The tarball is written to a
+    hidden file beside `target` and renamed over it, so `target` is never half
+    written (the molecule playbooks skip the build when it exists).
+    """
+    partial = target.with_name(f".{target.name}.partial")
+    with tempfile.TemporaryDirectory() as tmp:
+        case_dir = Path(tmp) / name
+        case_dir.mkdir()
+        build(case_dir, gpus)
+        with tarfile.open(partial, "w:gz") as tar:
+            tar.add(case_dir, arcname=name)
+    partial.replace(target)
+    return target
+
+
+def pack_cases(argv: list[str], cases: dict[str, list[FakeGpu]], usage: str) -> int:
+    """main() of a molecule scenario's make_fake_sysfs.py: argv is [prog, OUT_DIR].
+
+    Packs each case as OUT_DIR/<case>.tar.gz and prints the tarballs' paths,
+    one a line; prints `usage` and returns 2 on a wrong argument count.
+    """
+    if len(argv) != 2:
+        print(usage, file=sys.stderr)
+        return 2
+    out_dir = Path(argv[1])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, gpus in cases.items():
+        print(pack(out_dir / f"{name}.tar.gz", name, gpus))
+    return 0
 
 # The cards of the tests; vary them with dataclasses.replace().
 ARC_A770 = FakeGpu(bdf="0000:03:00.0", device="0x56a0", driver="i915")

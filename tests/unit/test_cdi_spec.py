@@ -15,13 +15,13 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
 import tarfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
+import module_runner
 import pytest
 import xpulab_cdi_spec as cdi  # type: ignore[import-not-found]
 import xpulab_gpu_inventory as inv  # type: ignore[import-not-found]
@@ -29,8 +29,6 @@ import yaml  # type: ignore[import-untyped]
 from fake_sysfs import ARC_A770, ARC_B580, INTEGRATED_UHD770, MAX_1550, FakeGpu, build
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "plugins" / "modules" / "xpulab_cdi_spec.py"
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 SCENARIO_FILES = ROOT / "molecule" / "gpu_containers" / "files"
 
 A770 = ARC_A770  # 0000:03:00.0, renderD128, card0, i915
@@ -450,14 +448,7 @@ def test_documentation_parses_and_matches_the_argument_spec() -> None:
 
 
 def run_module(tmp_path: Path, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """Run the module file as Ansible does without AnsiballZ: args in a JSON file."""
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    python = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
-    proc = subprocess.run([python, str(MODULE), str(args_file)], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, check=False)
-    result: dict[str, Any] = json.loads(proc.stdout)
-    return proc.returncode, result
+    return module_runner.run_module("xpulab_cdi_spec", tmp_path, args)
 
 
 def test_module_end_to_end(tmp_path: Path) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import platform
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import module_runner
 import pytest
 import xpulab_gpu_inventory as inv  # type: ignore[import-not-found]
 import yaml  # type: ignore[import-untyped]
@@ -24,9 +23,6 @@ from fake_sysfs import (
     build,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "plugins" / "modules" / "xpulab_gpu_inventory.py"
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 # A770 at renderD129/card1, integrated at renderD128/card0, Max at renderD130/card2.
 MIXED = [
@@ -281,14 +277,7 @@ def test_documented_return_keys_match_the_result(tmp_path: Path) -> None:
 
 
 def run_module(tmp_path: Path, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """Run the module file as Ansible does without AnsiballZ: args in a JSON file."""
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    python = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
-    proc = subprocess.run([python, str(MODULE), str(args_file)], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, check=False)
-    result: dict[str, Any] = json.loads(proc.stdout)
-    return proc.returncode, result
+    return module_runner.run_module("xpulab_gpu_inventory", tmp_path, args)
 
 
 def test_module_end_to_end(tmp_path: Path) -> None:

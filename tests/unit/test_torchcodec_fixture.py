@@ -259,15 +259,8 @@ def test_http_clone_fetch_and_moved_ref(small: Path, tmp_path: Path) -> None:
     dest = mirror / "git" / "torchcodec.git"
     refs = refs_of(publish(small, dest))
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(mirror)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/git/torchcodec.git"
+    with serve(mirror) as base:
+        url = f"{base}/git/torchcodec.git"
         work = tmp_path / "clone"
         git("clone", "--quiet", url, str(work))
         assert git("rev-parse", "HEAD", cwd=work) == refs[MAIN]
@@ -278,9 +271,6 @@ def test_http_clone_fetch_and_moved_ref(small: Path, tmp_path: Path) -> None:
         git("checkout", "--quiet", "--detach", cwd=work)
         git("fetch", "--quiet", "origin", f"+{PR}:pr_558", cwd=work)
         assert git("rev-parse", "pr_558", cwd=work) == moved[PR] != refs[PR]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_marker_errors_name_the_file_and_line() -> None:

@@ -12,14 +12,12 @@ Usage: make_fake_sysfs.py OUT_DIR    (prints one tarball path per line)
 from __future__ import annotations
 
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
-from fake_sysfs import ARC_A770, ARC_B580, MAX_1550, FakeGpu, build  # noqa: E402
+from fake_sysfs import ARC_A770, ARC_B580, MAX_1550, FakeGpu, pack_cases  # noqa: E402
 
 # Case name -> GPUs. The expected verdicts are checked offline by
 # tests/unit/test_intel_gpu_fake_trees.py and on the nodes by side_effect.yml.
@@ -31,29 +29,8 @@ CASES: dict[str, list[FakeGpu]] = {
 }
 
 
-def write_case(out_dir: Path, name: str, gpus: list[FakeGpu]) -> Path:
-    """Build one case's trees and pack them as OUT_DIR/<name>.tar.gz."""
-    target = out_dir / f"{name}.tar.gz"
-    partial = out_dir / f".{name}.tar.gz.partial"
-    with tempfile.TemporaryDirectory() as tmp:
-        case_dir = Path(tmp) / name
-        case_dir.mkdir()
-        build(case_dir, gpus)
-        with tarfile.open(partial, "w:gz") as tar:
-            tar.add(case_dir, arcname=name)  # symlinks are stored as symlinks
-    partial.replace(target)
-    return target
-
-
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    out_dir = Path(argv[1])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, gpus in CASES.items():
-        print(write_case(out_dir, name, gpus))
-    return 0
+    return pack_cases(argv, CASES, __doc__ or "")
 
 
 if __name__ == "__main__":

@@ -11,28 +11,18 @@ Usage: make_fake_sysfs.py OUT_TARBALL
 
 from __future__ import annotations
 
-import os
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
-from fake_sysfs import ARC_A770, build  # noqa: E402
+from fake_sysfs import ARC_A770, pack  # noqa: E402
 
 
 def main(target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    with tempfile.TemporaryDirectory() as tmp:
-        case = Path(tmp) / "arc"
-        case.mkdir()
-        build(case, [ARC_A770])
-        with tarfile.open(partial, "w:gz") as archive:
-            archive.add(case, arcname="arc")
-    os.replace(partial, target)
+    pack(target, "arc", [ARC_A770])
 
 
 if __name__ == "__main__":
