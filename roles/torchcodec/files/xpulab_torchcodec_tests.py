@@ -164,14 +164,22 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_process(argv: Sequence[str], cwd: Path, timeout: float, env: Mapping[str, str]) -> RunResult:
     """Run ``argv`` in its own process group; on timeout interrupt the group
     (pytest then still writes its JUnit XML), then kill it."""
     start = time.monotonic()
     with tempfile.TemporaryFile() as log:
         try:
+            # SIGINT back to its default: a runner started with it ignored
+            # (nohup, some CI shells) would pass that on, and Python would then
+            # not turn the interrupt into KeyboardInterrupt for pytest.
             proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_default_sigint)
         except OSError as exc:
             return RunResult(None, False, time.monotonic() - start, f"cannot run {argv[0]}: {exc}")
         timed_out = False
