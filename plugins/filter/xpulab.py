@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -82,6 +84,31 @@ def _join(value: Any) -> str:
     return str(value)
 
 
+def tree_digest(paths: str | Iterable[str]) -> str:
+    """sha256 over the relative names and contents of every file below the paths.
+
+    Compiled Python caches are left out: they differ between controllers
+    without any change to the code.
+    """
+    roots = [paths] if isinstance(paths, str) else list(paths)
+    digest = hashlib.sha256()
+    for root in roots:
+        real = os.path.realpath(root)
+        if not os.path.isdir(real):
+            raise ValueError(f"{root} is not a directory")
+        digest.update(f"root\0{os.path.basename(real)}\0".encode())
+        for folder, subdirs, files in os.walk(real):
+            subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith((".pyc", ".pyo")):
+                    continue
+                full = os.path.join(folder, name)
+                digest.update(f"{os.path.relpath(full, real)}\0".encode())
+                with open(full, "rb") as handle:
+                    digest.update(hashlib.sha256(handle.read()).digest())
+    return digest.hexdigest()
+
+
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -96,4 +123,5 @@ class FilterModule:
             "xpulab_pick_builders": pick_builders,
             "xpulab_compat_matches": compat_matches,
             "xpulab_compat_describe": compat_describe,
+            "xpulab_tree_digest": tree_digest,
         }

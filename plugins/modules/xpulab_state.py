@@ -1,0 +1,280 @@
+#!/usr/bin/python
+"""Record what a role left on a node, and tell on the next run whether it still holds."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
+
+DOCUMENTATION = r"""
+---
+module: xpulab_state
+short_description: Tell whether a role's last complete run still holds on a node
+description:
+  - A role that finished a complete run records its fingerprint (a digest of
+    its settings, its code and its inputs) and the sha256 of the files it owns
+    in the local fact C(/etc/ansible/facts.d/xpulab_state_<name>.fact).
+  - On the next run, C(state=probe) compares that record with the node in one
+    call; the role skips its tasks only when the fingerprint is the same and
+    nothing it checks has drifted.
+options:
+  name:
+    description: Role name; names the fact file.
+    type: str
+    required: true
+  state:
+    description:
+      - C(probe) reads and compares (changes nothing unless C(invalidate_on_drift)).
+      - C(record) writes the record after a complete run.
+    type: str
+    choices: [probe, record]
+    default: probe
+  fingerprint:
+    description: The fingerprint of this run.
+    type: str
+    required: true
+  files:
+    description:
+      - Files the role owns. Each must exist, and the probe compares its
+        sha256 with the one recorded.
+    type: list
+    elements: path
+    default: []
+  paths:
+    description: Paths that must exist; shell patterns must match at least one path.
+    type: list
+    elements: str
+    default: []
+  absent:
+    description: Paths (or shell patterns) that must not exist, e.g. a reboot-required flag.
+    type: list
+    elements: str
+    default: []
+  links:
+    description: Symbolic links and the target each must point at.
+    type: dict
+    default: {}
+  packages:
+    description: Debian packages that must be installed, as C(name) or C(name=version).
+    type: list
+    elements: str
+    default: []
+  members:
+    description: Groups and the users each must contain.
+    type: dict
+    default: {}
+  invalidate_on_drift:
+    description:
+      - When the fingerprint matches but something drifted, clear the recorded
+        fingerprint, so a run that fails while repairing is not taken for a
+        complete one next time.
+    type: bool
+    default: true
+  facts_dir:
+    description: Directory of the local facts.
+    type: path
+    default: /etc/ansible/facts.d
+notes:
+  - Supports check mode.
+author:
+  - xpulab
+"""
+
+EXAMPLES = r"""
+- name: Look for drift since the last complete run
+  xpulab_state:
+    name: ffmpeg
+    fingerprint: "{{ fp }}"
+    links:
+      /opt/ffmpeg/current: /opt/ffmpeg/7.1.1
+    files: [/etc/ld.so.conf.d/xpulab-ffmpeg.conf]
+  register: ffmpeg_state_probe
+"""
+
+RETURN = r"""
+settled:
+  description: True when the fingerprint is the recorded one and nothing drifted.
+  returned: state=probe
+  type: bool
+recorded:
+  description: The recorded fingerprint, or null.
+  returned: always
+  type: str
+drift:
+  description: What differs from the record, one sentence each.
+  returned: always
+  type: list
+  elements: str
+"""
+
+
+def fact_path(facts_dir: str, name: str) -> str:
+    return os.path.join(facts_dir, f"xpulab_state_{name}.fact")
+
+
+def read_record(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def sha256_of(path: str) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def installed_packages(names: list[str]) -> dict[str, str]:
+    """Installed version of each package (absent ones are left out)."""
+    if not names:
+        return {}
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package}\t${Version}\t${db:Status-Status}\n", *names],
+        capture_output=True, text=True, check=False,
+    )
+    found: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[2] == "installed":
+            found[parts[0]] = parts[1]
+    return found
+
+
+def group_members(group: str) -> set[str] | None:
+    try:
+        with open("/etc/group", encoding="utf-8") as handle:
+            for line in handle:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 4 and fields[0] == group:
+                    return {m for m in fields[3].split(",") if m}
+    except OSError:
+        return None
+    return None
+
+
+def find_drift(params: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    """Everything on the node that no longer matches the record."""
+    drift: list[str] = []
+    recorded_files: dict[str, str] = record.get("files") or {}
+    for path in params["files"]:
+        digest = sha256_of(path)
+        if digest is None:
+            drift.append(f"{path} is missing")
+        elif recorded_files.get(path) != digest:
+            drift.append(f"{path} changed since it was recorded")
+    for pattern in params["paths"]:
+        if not glob.glob(pattern):
+            drift.append(f"{pattern} is missing")
+    for pattern in params["absent"]:
+        if os.path.lexists(pattern) or glob.glob(pattern):
+            drift.append(f"{pattern} exists")
+    for link, target in sorted(params["links"].items()):
+        try:
+            actual = os.readlink(link)
+        except OSError:
+            drift.append(f"{link} is not a symbolic link")
+            continue
+        if actual != target:
+            drift.append(f"{link} points at {actual}, not {target}")
+    wanted = [p.split("=", 1) for p in params["packages"]]
+    found = installed_packages([w[0] for w in wanted])
+    for entry in wanted:
+        version = found.get(entry[0])
+        if version is None:
+            drift.append(f"package {entry[0]} is not installed")
+        elif len(entry) == 2 and version != entry[1]:
+            drift.append(f"package {entry[0]} is at {version}, not {entry[1]}")
+    for group, users in sorted(params["members"].items()):
+        members = group_members(group)
+        if members is None:
+            drift.append(f"group {group} is missing")
+            continue
+        missing = sorted(set(users) - members)
+        if missing:
+            drift.append(f"group {group} lacks {', '.join(missing)}")
+    return drift
+
+
+def write_record(path: str, record: dict[str, Any]) -> None:
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=directory, prefix=".xpulab_state.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def run(module: AnsibleModule) -> dict[str, Any]:
+    params = module.params
+    path = fact_path(params["facts_dir"], params["name"])
+    record = read_record(path)
+    recorded = record.get("fingerprint")
+    result: dict[str, Any] = {"changed": False, "recorded": recorded, "path": path}
+    if params["state"] == "record":
+        files: dict[str, str] = {}
+        for file in params["files"]:
+            digest = sha256_of(file)
+            if digest is None:
+                module.fail_json(msg=f"{file} must exist before the role's run is recorded", **result)
+            files[file] = digest
+        new = {"fingerprint": params["fingerprint"], "files": files}
+        result["changed"] = new != record
+        result["drift"] = []
+        if result["changed"] and not module.check_mode:
+            write_record(path, new)
+        return result
+    drift = find_drift(params, record)
+    if recorded != params["fingerprint"]:
+        drift.insert(0, "no complete run recorded" if recorded is None
+                     else f"fingerprint {recorded} is now {params['fingerprint']}")
+    elif drift and params["invalidate_on_drift"]:
+        result["changed"] = True
+        if not module.check_mode:
+            write_record(path, {**record, "fingerprint": None})
+    result["drift"] = drift
+    result["settled"] = not drift
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True},
+            "state": {"type": "str", "choices": ["probe", "record"], "default": "probe"},
+            "fingerprint": {"type": "str", "required": True},
+            "files": {"type": "list", "elements": "path", "default": []},
+            "paths": {"type": "list", "elements": "str", "default": []},
+            "absent": {"type": "list", "elements": "str", "default": []},
+            "links": {"type": "dict", "default": {}},
+            "packages": {"type": "list", "elements": "str", "default": []},
+            "members": {"type": "dict", "default": {}},
+            "invalidate_on_drift": {"type": "bool", "default": True},
+            "facts_dir": {"type": "path", "default": "/etc/ansible/facts.d"},
+        },
+        supports_check_mode=True,
+    )
+    module.exit_json(**run(module))
+
+
+if __name__ == "__main__":
+    main()
