@@ -73,6 +73,13 @@ def publish(source: Path, dest: Path, *options: str) -> dict[str, object]:
     return result
 
 
+def run_suite(work: Path, commit: str) -> subprocess.CompletedProcess[str]:
+    """Check that the checkout is at `commit`, then run its test/ with pytest."""
+    assert git("rev-parse", "HEAD", cwd=work) == commit
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test/"],
+                          cwd=work, capture_output=True, text=True, check=False)
+
+
 def refs_of(result: Mapping[str, object]) -> dict[str, str]:
     refs = result["refs"]
     assert isinstance(refs, dict)
@@ -207,9 +214,7 @@ def test_add_failing_test_adds_a_test_that_fails_by_name(small: Path, tmp_path: 
     git("clone", "--quiet", str(dest), str(work))
     git("fetch", "--quiet", "origin", f"{PR}:pr", cwd=work)
     git("checkout", "--quiet", "pr", cwd=work)
-    assert git("rev-parse", "HEAD", cwd=work) == new[PR]
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test/"],
-                         cwd=work, capture_output=True, text=True, check=False)
+    run = run_suite(work, new[PR])
     assert run.returncode == 1
     assert "FAILED test/test_new_regression.py::test_new_regression" in run.stdout
     assert "FAILED test/test_new_regression_2.py::test_new_regression_2" in run.stdout
@@ -382,9 +387,7 @@ def test_add_failing_test_on_the_tag(tagged: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     git("clone", "--quiet", str(dest), str(work))
     git("-c", "advice.detachedHead=false", "checkout", "--quiet", "v0.17.0", cwd=work)
-    assert git("rev-parse", "HEAD", cwd=work) == new[TAG]
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test/"],
-                         cwd=work, capture_output=True, text=True, check=False)
+    run = run_suite(work, new[TAG])
     assert run.returncode == 1
     assert "FAILED test/test_new_regression.py::test_new_regression" in run.stdout
     assert "1 failed, 1 passed" in run.stdout
