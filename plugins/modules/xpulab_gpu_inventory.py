@@ -142,21 +142,23 @@ ALCHEMIST_IDS = frozenset({
 FLEX_IDS = frozenset({0x56C0, 0x56C1, 0x56C2})
 
 # INTEL_BMG_IDS (G21 and E220-E223). 0xE215 is in the lists backported to
-# the 6.12+ stable kernels (and in FACTS.md) but not in the current upstream
-# list; kept so such a card is still recognised.
+# the 6.12+ stable kernels but not in the current upstream list; kept so such
+# a card is still recognised.
 BATTLEMAGE_IDS = frozenset({
     0xE202, 0xE209, 0xE20B, 0xE20C, 0xE20D, 0xE210, 0xE211, 0xE212, 0xE215,
     0xE216, 0xE220, 0xE221, 0xE222, 0xE223,
 })
 
 # INTEL_PVC_IDS (Data Center GPU Max / Ponte Vecchio). 0x0BD0-0x0BD2 come from
-# the older i915 list of Intel's backport driver; 0x0BD3 completes the range
-# 0x0BD0-0x0BDB given in FACTS.md.
+# the older i915 list of Intel's backport driver
+# (https://github.com/intel-gpu/intel-gpu-i915-backports); 0x0BD3 completes
+# the range 0x0BD0-0x0BDB.
 MAX_IDS = frozenset({0x0B69, 0x0B6E, *range(0x0BD0, 0x0BDC), 0x0BE0, 0x0BE1, 0x0BE5})
 
-# Kernel minimums are those of FACTS.md: Alchemist >= 6.2; Battlemage needs xe
-# and >= 6.11. Flex has no minimum here: Intel supports it on older kernels
-# through its own backport driver.
+# Kernel minimums: Alchemist >= 6.2 (upstream i915 without force_probe; the
+# backport driver's README says to use 6.2 or later); Battlemage needs xe and
+# >= 6.11, where INTEL_BMG_IDS first appear in xe. Flex has no minimum here:
+# Intel supports it on older kernels through its own backport driver.
 FAMILIES: list[tuple[frozenset[int], Profile]] = [
     (ALCHEMIST_IDS, ("alchemist", True, "6.2", None)),
     (BATTLEMAGE_IDS, ("battlemage", True, "6.11", "xe")),

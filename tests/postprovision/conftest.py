@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import testinfra
 
-FACTS_DIR = "/etc/ansible/facts.d"
+FACT_DIR = "/etc/ansible/facts.d"
 
 
 def read_fact(host: Any, name: str) -> dict[str, Any]:
     """Return a local fact written by an xpulab role, or fail the test."""
-    path = f"{FACTS_DIR}/{name}.fact"
+    path = f"{FACT_DIR}/{name}.fact"
     fact = host.file(path)
     if not fact.exists:
         pytest.fail(f"{path} is missing: the role that writes it has not run on this host")

@@ -15,7 +15,9 @@ from conftest import read_fact
 FACT = "xpulab_intel_gpu"
 
 # What each distribution release must have, independent of the role's own
-# record (FACTS.md: Debian packages; Intel's install lines for Ubuntu).
+# record. Debian: the package pages of bookworm and trixie
+# (https://packages.debian.org/<suite>/<package>); Ubuntu: Intel's client GPU
+# install instructions (https://dgpu-docs.intel.com/driver/client/overview.html).
 EXPECTED_PACKAGES: dict[tuple[str, str], list[str]] = {
     ("debian", "12"): [
         "intel-media-va-driver-non-free", "libmfx-gen1.2", "libvpl2", "vainfo",

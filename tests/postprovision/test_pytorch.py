@@ -8,7 +8,7 @@ import shlex
 from typing import Any
 
 import pytest
-from conftest import FACTS_DIR, read_fact
+from conftest import FACT_DIR, read_fact
 
 PROBE = """
 import json, platform, torch
@@ -46,7 +46,7 @@ def probe(host: Any, venv_python: str) -> dict[str, Any]:
 
 def media_gpu_count(host: Any) -> int | None:
     """Intel GPUs with media engines per the intel_gpu role's fact, None when unknown."""
-    path = f"{FACTS_DIR}/xpulab_intel_gpu.fact"
+    path = f"{FACT_DIR}/xpulab_intel_gpu.fact"
     if not host.file(path).exists:
         return None
     fact = json.loads(host.file(path).content_string)

@@ -29,7 +29,7 @@ import intel_gpu as filters  # type: ignore[import-not-found]  # noqa: E402
 INTEL_FINGERPRINT = "1C1B89D02C929514698AA8059B10C065DBB72B06"
 KEY_FILE = ROOT / "molecule" / "intel_gpu" / "files" / "intel-graphics.key"
 
-FACTS: dict[str, dict[str, str]] = {
+RELEASES: dict[str, dict[str, str]] = {
     "ubuntu22": {"distribution": "Ubuntu", "distribution_major_version": "22", "distribution_release": "jammy", "kernel": "6.8.0-45-generic"},
     "ubuntu24": {"distribution": "Ubuntu", "distribution_major_version": "24", "distribution_release": "noble", "kernel": "6.8.0-45-generic"},
     "debian12": {"distribution": "Debian", "distribution_major_version": "12", "distribution_release": "bookworm", "kernel": "6.1.0-26-amd64"},
@@ -69,7 +69,7 @@ def resolve(value: Any, context: dict[str, Any], env: jinja2.Environment) -> Any
 def role_vars(release: str, **overrides: Any) -> dict[str, Any]:
     """The role's defaults resolved for a release's facts, with overrides."""
     env = environment()
-    context: dict[str, Any] = {"ansible_facts": FACTS[release]}
+    context: dict[str, Any] = {"ansible_facts": RELEASES[release]}
     defaults = load_yaml(ROLE / "defaults" / "main.yml")
     context.update({name: resolve(value, context, env) for name, value in defaults.items()})
     context.update(overrides)
@@ -148,7 +148,7 @@ def test_ubuntu_defaults_point_at_intel() -> None:
 def debian_stanzas(release: str, targets: list[str], **overrides: Any) -> dict[str, Any]:
     """Role variables for Debian with intel_gpu_debian_stanzas computed as repo_debian.yml does."""
     variables = role_vars(release, **overrides)
-    codename = FACTS[release]["distribution_release"]
+    codename = RELEASES[release]["distribution_release"]
     wanted = [
         {"uri": variables["intel_gpu_debian_mirror_url"], "suite": codename},
         {"uri": variables["intel_gpu_debian_mirror_url"], "suite": f"{codename}-updates"},
