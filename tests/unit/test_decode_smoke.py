@@ -35,8 +35,26 @@ class FakeTensor:
         return self.array
 
 
+class FakeFallback:
+    """TorchCodec 0.17's CpuFallbackStatus: bool() says whether it fell back, str() why."""
+
+    def __init__(self, fell_back: bool, status_known: bool = True) -> None:
+        self.fell_back, self.status_known = fell_back, status_known
+
+    def __bool__(self) -> bool:
+        return self.status_known and self.fell_back
+
+    def __str__(self) -> str:
+        if not self.status_known:
+            return "[CUDA] Fallback status: Unknown"
+        if self.fell_back:
+            return "[CUDA] Fallback status: Falling back due to: Video not supported"
+        return "[CUDA] Fallback status: No fallback required"
+
+
 def make_decoder(behaviour: dict[str, str]) -> Any:
-    """A VideoDecoder stand-in. behaviour maps device -> exact | noisy | broken | raise."""
+    """A VideoDecoder stand-in. behaviour maps device -> exact | noisy | broken | raise
+    | fallback (noisy frames, fell back) | unknown (status not known) | legacy (no cpu_fallback)."""
 
     class FakeDecoder:
         opened: list[tuple[str, str, int | None]] = []
@@ -47,7 +65,9 @@ def make_decoder(behaviour: dict[str, str]) -> Any:
                 raise RuntimeError(f"cannot open {device}: no render node")
             FakeDecoder.opened.append((source, device, stream_index))
             frames = clip_frames()
-            if mode == "noisy":  # +/-1 on every value: PSNR 48.13 dB
+            if mode != "legacy":
+                self.cpu_fallback = FakeFallback(mode == "fallback", mode != "unknown")
+            if mode in ("noisy", "fallback"):  # +/-1 on every value: PSNR 48.13 dB
                 frames = np.where(frames < 255, frames + 1, frames - 1).astype(np.uint8)
             if mode == "broken":  # heavy noise: far below 40 dB
                 frames = (frames.astype(np.int16) + 40).clip(0, 255).astype(np.uint8)
@@ -70,17 +90,23 @@ def make_decoder(behaviour: dict[str, str]) -> Any:
     return FakeDecoder
 
 
-def fake_torch(xpus: int | None) -> SimpleNamespace:
-    """A torch stand-in; xpus=None means a torch without the xpu module."""
-    if xpus is None:
-        return SimpleNamespace(__version__="2.14.1+cpu")
-    xpu = SimpleNamespace(
-        is_available=lambda: xpus > 0,
-        device_count=lambda: xpus,
-        get_device_name=lambda i: f"Intel Arc B580 #{i}",
+def fake_backend(count: int, name: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        is_available=lambda: count > 0,
+        device_count=lambda: count,
+        get_device_name=lambda i: f"{name} #{i}",
         synchronize=lambda device=None: None,
     )
-    return SimpleNamespace(__version__="2.14.1+xpu", xpu=xpu)
+
+
+def fake_torch(xpus: int | None, cudas: int | None = None) -> SimpleNamespace:
+    """A torch stand-in; None means a torch without that module (xpu, cuda)."""
+    torch = SimpleNamespace(__version__="2.14.1")
+    if xpus is not None:
+        torch.xpu = fake_backend(xpus, "Intel Arc B580")
+    if cudas is not None:
+        torch.cuda = fake_backend(cudas, "NVIDIA H200")
+    return torch
 
 
 @pytest.fixture
@@ -91,11 +117,14 @@ def clip_file(tmp_path: Path) -> Path:
 
 
 def use_backend(
-    monkeypatch: pytest.MonkeyPatch, xpus: int | None, behaviour: dict[str, str] | None = None
+    monkeypatch: pytest.MonkeyPatch,
+    xpus: int | None,
+    behaviour: dict[str, str] | None = None,
+    cudas: int | None = None,
 ) -> Any:
     decoder = make_decoder(behaviour or {})
     backend = smoke.Backend(
-        torch=fake_torch(xpus), decoder_factory=decoder, versions={"python": "3.11", "torch": "fake"}
+        torch=fake_torch(xpus, cudas), decoder_factory=decoder, versions={"python": "3.11", "torch": "fake"}
     )
     monkeypatch.setattr(smoke, "load_backend", lambda: backend)
     return decoder
@@ -228,6 +257,17 @@ def test_list_devices() -> None:
     assert smoke.list_devices(fake_torch(None)) == ["cpu"]
     assert smoke.list_devices(fake_torch(0)) == ["cpu"]
     assert smoke.list_devices(fake_torch(2)) == ["cpu", "xpu:0", "xpu:1"]
+    assert smoke.list_devices(fake_torch(None, cudas=2)) == ["cpu", "cuda:0", "cuda:1"]
+    assert smoke.list_devices(fake_torch(1, cudas=1)) == ["cpu", "xpu:0", "cuda:0"]
+
+
+def test_thresholds_by_device_backend_default() -> None:
+    data = {"cuda:1": 20, "cuda": 30, "default": 35}
+    assert smoke.threshold_for(data, "cuda:1", 40) == 20
+    assert smoke.threshold_for(data, "cuda:0", 40) == 30
+    assert smoke.threshold_for(data, "xpu:0", 40) == 35
+    assert smoke.threshold_for({"cuda": 30}, "xpu:0", 40) == 40
+    assert smoke.threshold_for(None, "xpu:0", 40) == 40 and smoke.threshold_for(33, "cuda:0", 40) == 33
 
 
 def test_device_present() -> None:
@@ -348,21 +388,89 @@ def test_per_clip_threshold_overrides(
     assert strict_json(out)["clips"][0]["psnr_threshold_db"] == 50
 
 
-def test_golden_mismatch_fails_the_run(
+def test_per_backend_thresholds_from_the_clips_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clip_file: Path
+) -> None:
+    use_backend(monkeypatch, xpus=1, cudas=1, behaviour={"xpu:0": "noisy", "cuda:0": "noisy"})  # 48.13 dB
+    clips = tmp_path / "clips.json"
+    clips.write_text(json.dumps([{"path": str(clip_file), "psnr_threshold_db": {"cuda": 45, "default": 50}}]))
+    out = tmp_path / "r.json"
+    assert run(["--clips-json", str(clips), "--output", str(out)]) == 1
+    results = strict_json(out)["clips"][0]["results"]
+    assert results["cuda:0"]["status"] == "passed" and results["xpu:0"]["status"] == "failed"
+    assert [results[d]["checks"]["vs_cpu"]["threshold_db"] for d in ("cuda:0", "xpu:0")] == [45, 50]
+    clips.write_text(json.dumps([{"path": str(clip_file), "psnr_threshold_db": {"cuda": "high"}}]))
+    assert run(["--clips-json", str(clips), "--output", str(out)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("mode", "status"),
+    [
+        ("fallback", "[CUDA] Fallback status: Falling back due to: Video not supported"),
+        ("unknown", "fallback unknown: [CUDA] Fallback status: Unknown"),
+        ("legacy", "fallback unknown: no VideoDecoder.cpu_fallback"),
+    ],
+)
+def test_fallback_or_unknown_fallback_fails_the_device(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    clip_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    mode: str,
+    status: str,
+) -> None:
+    use_backend(monkeypatch, xpus=None, cudas=1, behaviour={"cuda:0": mode})
+    out = tmp_path / "r.json"
+    assert run(["--clip", str(clip_file), "--output", str(out)]) == 1
+    report = strict_json(out)
+    cuda = report["clips"][0]["results"]["cuda:0"]
+    assert cuda["status"] == "failed" and cuda["checks"]["vs_cpu"]["passed"]  # PSNR alone would pass
+    assert cuda["checks"]["fallback"] == {
+        "passed": False,
+        "fell_back": True if mode == "fallback" else None,
+        "status": status,
+        "error": status,
+    }
+    assert report["devices"][1]["status"] == "failed" and report["devices"][1]["name"] == "NVIDIA H200 #0"
+    assert "on cuda:0: failed" in capsys.readouterr().out
+
+
+def test_identical_frames_on_a_device_are_flagged(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clip_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_backend(monkeypatch, xpus=None, cudas=2, behaviour={"cuda:1": "noisy"})
+    out = tmp_path / "r.json"
+    assert run(["--clip", str(clip_file), "--output", str(out)]) == 0
+    results = strict_json(out)["clips"][0]["results"]
+    assert results["cuda:0"]["identical_to_cpu"] and not results["cuda:1"]["identical_to_cpu"]
+    assert results["cuda:0"]["checks"]["fallback"]["status"] == "[CUDA] Fallback status: No fallback required"
+    assert "identical_to_cpu" not in results["cpu"]
+    assert "on cuda:0: passed" in capsys.readouterr().out.split("FLAG: frames identical")[0]
+
+
+@pytest.mark.parametrize(("floor", "code"), [([], 0), (["--golden-psnr-floor", "80"], 1)])
+def test_golden_not_exact_passes_at_the_floor_only(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    clip_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    floor: list[str],
+    code: int,
 ) -> None:
     use_backend(monkeypatch, xpus=0)
     frames = clip_frames()[0:10]
-    frames[0, 0, 0, 0] ^= 0x01
+    frames[0, 0, 0, 0] ^= 0x01  # one value off by one: 79.7 dB
     golden = tmp_path / "golden.rgb24"
     smoke.write_rgb24(golden, frames)
     clips = tmp_path / "clips.json"
     clips.write_text(json.dumps({"clips": [{"path": str(clip_file), "golden": str(golden)}]}))
     out = tmp_path / "r.json"
-    assert run(["--clips-json", str(clips), "--output", str(out)]) == 1
-    cpu = strict_json(out)["clips"][0]["results"]["cpu"]
-    assert cpu["status"] == "failed"
-    assert cpu["checks"]["vs_golden"]["max_abs_diff"] == 1 and not cpu["checks"]["vs_golden"]["passed"]
+    assert run(["--clips-json", str(clips), "--output", str(out), *floor]) == code
+    report = strict_json(out)
+    vs_golden = report["clips"][0]["results"]["cpu"]["checks"]["vs_golden"]
+    assert report["golden_psnr_floor_db"] == (80 if floor else smoke.DEFAULT_GOLDEN_PSNR_FLOOR_DB)
+    assert not vs_golden["equal"] and vs_golden["max_abs_diff"] == 1 and vs_golden["passed"] == (code == 0)
+    assert "vs golden 79.714 dB, max diff 1" in capsys.readouterr().out  # the report says: not exact
 
 
 def test_golden_of_wrong_size_fails_with_message(

@@ -285,6 +285,7 @@ def _decoder_factory(broken: set[str]) -> Any:
     class Decoder:
         def __init__(self, source: str, *, device: str, stream_index: int | None) -> None:
             self.frames = (frames // 2) if device in broken else frames
+            self.cpu_fallback = False  # TorchCodec 0.17's CpuFallbackStatus: bool() is "fell back"
             self.metadata = SimpleNamespace(
                 stream_index=0, codec="h264", height=6, width=8, num_frames=12, average_fps=30.0
             )
