@@ -356,22 +356,26 @@ def role_content(result: dict[str, Any], file_name: str) -> str:
     """The content of the role's "Write the CDI spec" task (tasks/spec.yml)."""
     if file_name.endswith(".json"):
         return str(to_nice_json(result["spec"], indent=2)) + "\n"
-    return str(result["comment"] + to_nice_yaml(result["spec"], indent=2, sort_keys=False))
+    return str(result["comment"] + to_nice_yaml(result["spec"], indent=2, sort_keys=False).strip()) + "\n"
 
 
 def test_role_task_content_matches_this_test() -> None:
     """role_content() follows the task; a change to one must show in the other."""
     task = yaml.safe_load((ROOT / "roles" / "gpu_containers" / "tasks" / "spec.yml").read_text())
     (write,) = [item for item in task if item["name"] == "Write the CDI spec"]
-    content = " ".join(write["ansible.builtin.copy"]["content"].split())
-    assert "gpu_containers_cdi.spec | to_nice_json(indent=2) ~ '\\n'" in content
-    assert "gpu_containers_cdi.comment ~ (gpu_containers_cdi.spec | to_nice_yaml(indent=2, sort_keys=false))" in content
+    content = write["ansible.builtin.copy"]["content"]
+    assert content.startswith("{{") and content.endswith("}}\n")  # one expression, then a newline
+    content = " ".join(content.split())
+    assert "(gpu_containers_cdi.spec | to_nice_json(indent=2)) if gpu_containers_cdi_file.endswith('.json')" in content
+    assert ("else gpu_containers_cdi.comment ~ (gpu_containers_cdi.spec | to_nice_yaml(indent=2, sort_keys=false)"
+            " | trim)") in content
 
 
 @pytest.mark.parametrize("file_name", ["intel.com-gpu.yaml", "intel.com-gpu.json"])
 def test_written_file_parses_back_to_the_spec(tmp_path: Path, file_name: str) -> None:
     result = cdi.cdi_spec(media_gpus(tmp_path, [A770, B580]))
     text = role_content(result, file_name)
+    assert text.endswith("\n") and not text.endswith("\n\n")
     assert (json.loads(text) if file_name.endswith(".json") else yaml.safe_load(text)) == result["spec"]
     if file_name.endswith(".yaml"):
         # Quoted where YAML 1.1 would read a number: "0" and the sexagesimal-looking 0000:03:00.0.
