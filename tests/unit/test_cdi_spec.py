@@ -522,10 +522,10 @@ class Podman:
         if exists.returncode != 0:
             pytest.fail(f"image {IMAGE} is missing: build it with `make images`")
 
-    def run(self, devices: list[str], *command: str) -> subprocess.CompletedProcess[str]:
+    def run(self, devices: list[str], *command: str, options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
         self.runs += 1
-        podman = ["podman", "run", "--rm", "--name", f"{NAME_PREFIX}cdi-{os.getpid()}-{self.runs}",
-                  "--network", "host", *(f"--device={device}" for device in devices), IMAGE, *command]
+        podman = ["podman", "run", "--rm", "--name", f"{NAME_PREFIX}cdi-{os.getpid()}-{self.runs}", "--network",
+                  "host", *options, *(f"--device={device}" for device in devices), IMAGE, *command]
         if self.has_flag:
             argv = ["podman", "--cdi-spec-dir", str(self.spec_dir)] + podman[1:]
         else:
@@ -540,9 +540,9 @@ class Podman:
                     str(self.work), str(self.spec_dir), *podman]
         return subprocess.run(argv, capture_output=True, text=True, env=self.env, check=False, timeout=300)
 
-    def dri(self, *devices: str) -> dict[str, tuple[str, str, str, str]]:
+    def dri(self, *devices: str, options: tuple[str, ...] = ()) -> dict[str, tuple[str, str, str, str]]:
         """/dev/dri in a container given the CDI devices: path -> (link or node, link target, resolved, major:minor)."""
-        proc = self.run(list(devices), "sh", "-c", PROBE)
+        proc = self.run(list(devices), "sh", "-c", PROBE, options=options)
         assert proc.returncode == 0, f"podman run --device {devices} failed: {proc.stderr}"
         found: dict[str, tuple[str, str, str, str]] = {}
         for line in proc.stdout.splitlines():
@@ -592,6 +592,8 @@ def test_podman_gives_containers_by_path_symlinks(tmp_path: Path) -> None:
     assert podman.dri("intel.com/gpu=all") == {**gpu0, **gpu1}
     # Two devices naming the same links: the second hook finds them made.
     assert podman.dri("intel.com/gpu=0", "intel.com/gpu=all") == {**gpu0, **gpu1}
+    # A read-only root file system: /dev is the runtime's own tmpfs, still writable for the hook.
+    assert podman.dri("intel.com/gpu=1", options=("--read-only",)) == gpu1
 
     missing = podman.run(["intel.com/gpu=2"], "true")
     assert missing.returncode != 0 and "intel.com/gpu=2" in missing.stderr, missing.stderr
