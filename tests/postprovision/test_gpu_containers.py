@@ -42,8 +42,8 @@ def spec(host: Any, gpu_containers_fact: dict[str, Any]) -> dict[str, Any]:
 
 def test_fact_records_the_devices(gpu_containers_fact: dict[str, Any]) -> None:
     fact = gpu_containers_fact
-    for key in ("spec_path", "spec_dest", "kind", "cdi_version", "gpu_set", "devices", "qualified_devices",
-                "gpus", "host_by_path_missing", "warnings", "podman_version"):
+    for key in ("spec_path", "spec_dest", "hook_path", "kind", "cdi_version", "gpu_set", "devices",
+                "qualified_devices", "gpus", "host_by_path_missing", "warnings", "podman_version"):
         assert key in fact, f"{key} missing from the {FACT} fact: {sorted(fact)}"
     assert fact["qualified_devices"] == [f"{fact['kind']}={name}" for name in fact["devices"]]
     if fact["gpus"]:
@@ -82,22 +82,37 @@ def test_spec_has_one_device_per_gpu_and_all(spec: dict[str, Any], gpu_container
     assert names == indexes + aliases + ["all"]
 
 
-def test_each_device_brings_its_nodes_and_by_path_names(spec: dict[str, Any],
+def test_each_device_brings_its_nodes_and_by_path_links(spec: dict[str, Any],
                                                         gpu_containers_fact: dict[str, Any]) -> None:
-    devices = {device["name"]: device["containerEdits"]["deviceNodes"] for device in spec["devices"]}
-    everything: list[dict[str, str]] = []
-    for gpu in gpu_containers_fact["gpus"]:
-        expected = [{"path": gpu["render_node"]}] + ([{"path": gpu["card_node"]}] if gpu["card_node"] else [])
-        if gpu["pci_address"]:
-            expected.append({"path": f"/dev/dri/by-path/pci-{gpu['pci_address']}-render",
-                             "hostPath": gpu["render_node"]})
-            if gpu["card_node"]:
-                expected.append({"path": f"/dev/dri/by-path/pci-{gpu['pci_address']}-card",
-                                 "hostPath": gpu["card_node"]})
+    """Device nodes, and the role's createContainer hook making the /dev/dri/by-path symlinks."""
+    fact = gpu_containers_fact
+    devices = {device["name"]: device["containerEdits"] for device in spec["devices"]}
+    all_nodes: list[dict[str, str]] = []
+    all_links: list[str] = []
+    for gpu in fact["gpus"]:
+        nodes = [{"path": gpu["render_node"]}] + ([{"path": gpu["card_node"]}] if gpu["card_node"] else [])
+        links = [f"/dev/dri/by-path/pci-{gpu['pci_address']}-{kind}=../{node.rsplit('/', 1)[1]}"
+                 for kind, node in (("render", gpu["render_node"]), ("card", gpu["card_node"]))
+                 if gpu["pci_address"] and node]
+        expected: dict[str, Any] = {"deviceNodes": nodes}
+        if links:
+            expected["hooks"] = [{"hookName": "createContainer", "path": fact["hook_path"],
+                                  "args": [fact["hook_path"].rsplit("/", 1)[1], *links]}]
             assert devices[gpu["pci_address"]] == expected
         assert devices[gpu["name"]] == expected
-        everything += expected
-    assert devices["all"] == everything
+        all_nodes += nodes
+        all_links += links
+    assert devices["all"]["deviceNodes"] == all_nodes
+    assert [hook["args"][1:] for hook in devices["all"].get("hooks", [])] == ([all_links] if all_links else [])
+
+
+def test_hook_is_installed(host: Any, spec: dict[str, Any], gpu_containers_fact: dict[str, Any]) -> None:
+    """A spec naming a missing or unrunnable hook makes every container given a GPU fail to start."""
+    hook = host.file(gpu_containers_fact["hook_path"])
+    assert hook.exists and hook.is_file, f"{hook.path}, the hook of the CDI spec, is missing"
+    assert (hook.user, hook.group, hook.mode) == ("root", "root", 0o755), (hook.user, hook.group, oct(hook.mode))
+    interpreter = hook.content_string.splitlines()[0][2:].split()[0]
+    assert host.file(interpreter).exists, f"{hook.path} runs with {interpreter}, which the node lacks"
 
 
 def test_host_nodes_exist(host: Any, spec: dict[str, Any], gpu_containers_fact: dict[str, Any]) -> None:

@@ -1,9 +1,13 @@
-"""Unit and acceptance tests for plugins/modules/xpulab_cdi_spec.py.
+"""Tests of the CDI spec of the gpu_containers role.
 
-Specs are generated from GPU inventories of fake sysfs trees (the real
-xpulab_gpu_inventory pipeline), validated by the module's own checks and by a
-JSON schema written here from the CDI SPEC.md field list, and finally handed
-to podman, which must resolve the device names and create the nodes.
+The spec is built by plugins/filter/cdi_spec.py from GPU inventories of fake
+sysfs trees (the real xpulab_gpu_inventory pipeline), rendered with the
+filters the role writes it with (to_nice_yaml, to_nice_json), checked
+against a JSON schema written here from the CDI SPEC.md field list, and
+handed to podman with the role's createContainer hook
+(roles/gpu_containers/files/cdi-create-symlinks): inside the container,
+/dev/dri/by-path/pci-<address>-render must be a symlink resolving to the
+GPU's render node.
 """
 
 from __future__ import annotations
@@ -13,23 +17,25 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
+import sys
 import tarfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import cdi_spec as cdi  # type: ignore[import-not-found]
 import jsonschema  # type: ignore[import-untyped]
-import module_runner
 import pytest
-import xpulab_cdi_spec as cdi  # type: ignore[import-not-found]
 import xpulab_gpu_inventory as inv  # type: ignore[import-not-found]
 import yaml  # type: ignore[import-untyped]
+from ansible.plugins.filter.core import to_nice_json, to_nice_yaml  # type: ignore[import-untyped]
 from fake_sysfs import ARC_A770, ARC_B580, INTEGRATED_UHD770, MAX_1550, FakeGpu, build
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_FILES = ROOT / "molecule" / "gpu_containers" / "files"
+HOOK = ROOT / "roles" / "gpu_containers" / "files" / "cdi-create-symlinks"
+ROLE_HOOK = "/usr/local/libexec/xpulab/cdi-create-symlinks"
 
 A770 = ARC_A770  # 0000:03:00.0, renderD128, card0, i915
 B580 = replace(ARC_B580, bdf="0000:83:00.0", render=129, card=1, bridge="0000:80:01.0")
@@ -112,16 +118,15 @@ def assert_valid(spec: dict[str, Any]) -> None:
     assert len(names) == len(set(names)), f"duplicate device names: {names}"
     for device in spec["devices"]:
         paths = [node["path"] for node in device["containerEdits"]["deviceNodes"]]
-        assert len(paths) == len(set(paths)), f"device {device['name']} repeats a path: {paths}"
-        assert device["containerEdits"]["deviceNodes"], f"device {device['name']} has no edits"
-    # hostPath and names starting with a digit are CDI 0.5.0 features.
+        assert paths and len(paths) == len(set(paths)), f"device {device['name']}: {paths}"
+    # Names starting with a digit are a CDI 0.5.0 feature.
     assert tuple(map(int, spec["cdiVersion"].split("."))) >= (0, 5, 0)
     assert cdi.validate_spec(spec) == []
 
 
 def built(gpus: list[Any], **options: Any) -> dict[str, Any]:
-    """build_spec for GPUs that make a spec."""
-    spec: dict[str, Any] | None = cdi.build_spec(gpus, **options)
+    """The spec of GPUs that make one."""
+    spec: dict[str, Any] | None = cdi.cdi_spec(gpus, **options)["spec"]
     assert spec is not None, "no spec for a non-empty GPU list"
     return spec
 
@@ -133,52 +138,65 @@ def media_gpus(tmp_path: Path, gpus: list[FakeGpu]) -> list[dict[str, Any]]:
     return found
 
 
-def nodes(spec: dict[str, Any], name: str) -> list[dict[str, str]]:
+def edits(spec: dict[str, Any], name: str) -> dict[str, Any]:
     (device,) = [device for device in spec["devices"] if device["name"] == name]
-    found: list[dict[str, str]] = device["containerEdits"]["deviceNodes"]
+    found: dict[str, Any] = device["containerEdits"]
     return found
 
 
-def by_path(bdf: str, kind: str, host: str) -> dict[str, str]:
-    return {"path": f"/dev/dri/by-path/pci-{bdf}-{kind}", "hostPath": host}
+def nodes(*paths: str) -> list[dict[str, str]]:
+    return [{"path": path} for path in paths]
+
+
+def hook(*pairs: str, path: str = ROLE_HOOK) -> list[dict[str, Any]]:
+    return [{"hookName": "createContainer", "path": path, "args": [os.path.basename(path), *pairs]}]
+
+
+def links(bdf: str, number: int, card: int | None = None) -> list[str]:
+    """The hook arguments making a GPU's by-path links."""
+    return [f"/dev/dri/by-path/pci-{bdf}-render=../renderD{number}"] + (
+        [f"/dev/dri/by-path/pci-{bdf}-card=../card{card}"] if card is not None else [])
 
 
 # --- specs from fake inventories -------------------------------------------
 
 
 def test_one_gpu(tmp_path: Path) -> None:
-    spec = built(media_gpus(tmp_path, [A770]))
+    result = cdi.cdi_spec(media_gpus(tmp_path, [A770]))
+    spec = result["spec"]
     assert_valid(spec)
     assert (spec["cdiVersion"], spec["kind"]) == ("0.5.0", "intel.com/gpu")
-    assert [device["name"] for device in spec["devices"]] == ["0", "0000:03:00.0", "all"]
-    expected = [
-        {"path": "/dev/dri/renderD128"},
-        {"path": "/dev/dri/card0"},
-        by_path("0000:03:00.0", "render", "/dev/dri/renderD128"),
-        by_path("0000:03:00.0", "card", "/dev/dri/card0"),
-    ]
-    assert nodes(spec, "0") == nodes(spec, "0000:03:00.0") == nodes(spec, "all") == expected
+    assert result["devices"] == [device["name"] for device in spec["devices"]] == ["0", "0000:03:00.0", "all"]
+    assert result["qualified_devices"] == ["intel.com/gpu=0", "intel.com/gpu=0000:03:00.0", "intel.com/gpu=all"]
+    expected = {"deviceNodes": nodes("/dev/dri/renderD128", "/dev/dri/card0"),
+                "hooks": hook(*links("0000:03:00.0", 128, 0))}
+    assert edits(spec, "0") == edits(spec, "0000:03:00.0") == edits(spec, "all") == expected
+    assert result["gpus"] == [{"name": "0", "pci_address": "0000:03:00.0", "render_node": "/dev/dri/renderD128",
+                               "card_node": "/dev/dri/card0", "family": "alchemist"}]
 
 
 def test_two_gpus(tmp_path: Path) -> None:
     gpus = media_gpus(tmp_path, [B580, A770])
-    spec = built(gpus)
+    result = cdi.cdi_spec(gpus)
+    spec = result["spec"]
     assert_valid(spec)
-    assert [device["name"] for device in spec["devices"]] == ["0", "1", "0000:03:00.0", "0000:83:00.0", "all"]
-    assert nodes(spec, "0") == nodes(spec, "0000:03:00.0")
-    assert nodes(spec, "1") == nodes(spec, "0000:83:00.0") == [
-        {"path": "/dev/dri/renderD129"},
-        {"path": "/dev/dri/card1"},
-        by_path("0000:83:00.0", "render", "/dev/dri/renderD129"),
-        by_path("0000:83:00.0", "card", "/dev/dri/card1"),
-    ]
-    assert nodes(spec, "all") == nodes(spec, "0") + nodes(spec, "1")
-    assert [row["pci_address"] for row in cdi.gpu_table(gpus)] == ["0000:03:00.0", "0000:83:00.0"]
+    assert result["devices"] == ["0", "1", "0000:03:00.0", "0000:83:00.0", "all"]
+    assert edits(spec, "0") == edits(spec, "0000:03:00.0")
+    assert edits(spec, "1") == edits(spec, "0000:83:00.0") == {
+        "deviceNodes": nodes("/dev/dri/renderD129", "/dev/dri/card1"), "hooks": hook(*links("0000:83:00.0", 129, 1))}
+    # all: every node, and one hook making every link.
+    assert edits(spec, "all") == {
+        "deviceNodes": edits(spec, "0")["deviceNodes"] + edits(spec, "1")["deviceNodes"],
+        "hooks": hook(*links("0000:03:00.0", 128, 0), *links("0000:83:00.0", 129, 1))}
+    assert [row["pci_address"] for row in result["gpus"]] == ["0000:03:00.0", "0000:83:00.0"]
+    assert "#   1: 0000:83:00.0 (/dev/dri/renderD129, /dev/dri/card1)\n" in result["comment"]
 
 
 def test_no_gpu(tmp_path: Path) -> None:
     assert media_gpus(tmp_path, []) == []
-    assert cdi.build_spec([]) is None
+    result = cdi.cdi_spec([])
+    assert (result["spec"], result["devices"], result["qualified_devices"], result["gpus"]) == (None, [], [], [])
+    assert result["kind"] == "intel.com/gpu"
 
 
 def test_gpu_without_by_path_links_still_gets_them_in_containers(tmp_path: Path) -> None:
@@ -186,20 +204,31 @@ def test_gpu_without_by_path_links_still_gets_them_in_containers(tmp_path: Path)
     assert gpus[0]["by_path_present"] is False and gpus[0]["render_by_path"] is None
     spec = built(gpus)
     assert_valid(spec)
-    # The links are built from the PCI address, not read from the host's /dev.
-    assert by_path("0000:03:00.0", "render", "/dev/dri/renderD128") in nodes(spec, "0")
-    assert by_path("0000:03:00.0", "card", "/dev/dri/card0") in nodes(spec, "0")
+    # The links come from the PCI address, not from the host's /dev.
+    assert edits(spec, "0")["hooks"] == hook(*links("0000:03:00.0", 128, 0))
 
 
 def test_gpu_without_card_node_or_pci_address() -> None:
     gpus = [{"pci_address": None, "render_node": "/dev/dri/renderD128", "card_node": None},
             {"pci_address": "0000:83:00.0", "render_node": "/dev/dri/renderD129", "card_node": None}]
-    spec = built(gpus, order="render")
+    result = cdi.cdi_spec(gpus, order="render")
+    spec = result["spec"]
     assert_valid(spec)
-    assert [device["name"] for device in spec["devices"]] == ["0", "1", "0000:83:00.0", "all"]
-    assert nodes(spec, "0") == [{"path": "/dev/dri/renderD128"}]
-    assert nodes(spec, "1") == [{"path": "/dev/dri/renderD129"},
-                                by_path("0000:83:00.0", "render", "/dev/dri/renderD129")]
+    assert result["devices"] == ["0", "1", "0000:83:00.0", "all"]
+    assert edits(spec, "0") == {"deviceNodes": nodes("/dev/dri/renderD128")}  # nothing to link: no hook
+    assert edits(spec, "1") == {"deviceNodes": nodes("/dev/dri/renderD129"),
+                                "hooks": hook(*links("0000:83:00.0", 129))}
+    assert edits(spec, "all")["hooks"] == edits(spec, "1")["hooks"]
+    assert "#   0: no PCI address (/dev/dri/renderD128)\n" in result["comment"]
+
+
+def test_hook_path_and_kind_are_settings(tmp_path: Path) -> None:
+    result = cdi.cdi_spec(media_gpus(tmp_path, [A770]), vendor="example.org", cls="xpu", cdi_version="0.6.0",
+                          hook="/opt/hooks/links")
+    assert_valid(result["spec"])
+    assert (result["spec"]["kind"], result["spec"]["cdiVersion"]) == ("example.org/xpu", "0.6.0")
+    assert edits(result["spec"], "0")["hooks"] == hook(*links("0000:03:00.0", 128, 0), path="/opt/hooks/links")
+    assert result["qualified_devices"][0] == "example.org/xpu=0"
 
 
 def test_intel_gpus_include_gpus_without_media_engines(tmp_path: Path) -> None:
@@ -209,7 +238,7 @@ def test_intel_gpus_include_gpus_without_media_engines(tmp_path: Path) -> None:
     spec = built(found["intel_gpus"])
     assert_valid(spec)
     assert [device["name"] for device in spec["devices"]] == ["0", "1", "0000:03:00.0", "0000:3a:00.0", "all"]
-    assert nodes(spec, "1")[0] == {"path": "/dev/dri/renderD129"}  # the Max sorts after 03:00.0
+    assert edits(spec, "1")["deviceNodes"][0] == {"path": "/dev/dri/renderD129"}  # the Max sorts after 03:00.0
 
 
 # --- index order -------------------------------------------------------------
@@ -226,17 +255,18 @@ def test_index_order(tmp_path: Path, order: str, expected: list[str]) -> None:
     gpus = media_gpus(tmp_path, [INTEGRATED_UHD770, replace(B580, render=129, card=1),
                                  replace(A770, render=130, card=2)])
     assert [gpu["family"] for gpu in gpus] == ["integrated", "battlemage", "alchemist"]
-    spec = built(gpus, order=order)
-    assert_valid(spec)
-    table = cdi.gpu_table(gpus, order)
-    assert [row["pci_address"] for row in table] == expected
-    for row in table:
-        assert nodes(spec, row["name"])[0] == {"path": row["render_node"]}
+    result = cdi.cdi_spec(gpus, order=order)
+    assert_valid(result["spec"])
+    assert [row["pci_address"] for row in result["gpus"]] == expected
+    assert result["devices"] == ["0", "1", "2", *expected, "all"]
+    for row in result["gpus"]:
+        assert edits(result["spec"], row["name"]) == edits(result["spec"], row["pci_address"])
+        assert edits(result["spec"], row["name"])["deviceNodes"][0] == {"path": row["render_node"]}
 
 
 def test_unknown_order_is_refused() -> None:
-    with pytest.raises(cdi.SpecError, match="unknown order"):
-        cdi.order_gpus([], "alphabetical")
+    with pytest.raises(cdi.SpecError, match="unknown order 'alphabetical'"):
+        cdi.cdi_spec([], order="alphabetical")
 
 
 # --- validation ---------------------------------------------------------------
@@ -244,29 +274,31 @@ def test_unknown_order_is_refused() -> None:
 
 def good_spec() -> dict[str, Any]:
     return {"cdiVersion": "0.5.0", "kind": "intel.com/gpu",
-            "devices": [{"name": "0", "containerEdits": {"deviceNodes": [{"path": "/dev/dri/renderD128"}]}}]}
+            "devices": [{"name": "0", "containerEdits": {"deviceNodes": nodes("/dev/dri/renderD128"),
+                                                         "hooks": hook("/dev/dri/by-path/x=../renderD128")}}]}
 
 
 @pytest.mark.parametrize(("change", "problem"), [
-    (lambda s: s.update(cdiVersion="0.9.0"), "cdiVersion '0.9.0' is not one of"),
-    (lambda s: s.update(cdiVersion="0.4.0"), "it needs at least 0.5.0"),
+    (lambda s: s.update(cdiVersion="0.9.0"), "cdiVersion '0.9.0' is not one of 0.5.0, 0.6.0"),
+    (lambda s: s.update(cdiVersion="0.4.0"), "need 0.5.0"),
     (lambda s: s.update(kind="intel.com"), "is not <vendor>/<class>"),
     (lambda s: s.update(kind="intel.com/gpu/x"), "is not <vendor>/<class>"),
     (lambda s: s.update(kind="1ntel.com/gpu"), "is not <vendor>/<class>"),
+    (lambda s: s.update(kind="intel.com/gpu-"), "is not <vendor>/<class>"),
     (lambda s: s.update(devices=[]), "at least one device"),
     (lambda s: s["devices"][0].update(name="gpu 0"), "device name 'gpu 0' is invalid"),
     (lambda s: s["devices"][0].update(name="0:"), "device name '0:' is invalid"),
     (lambda s: s["devices"][0].update(name="-0"), "device name '-0' is invalid"),
     (lambda s: s["devices"].append(s["devices"][0]), "device name 0 appears twice"),
-    (lambda s: s["devices"][0].update(containerEdits={}), "empty containerEdits"),
+    (lambda s: s["devices"][0].update(containerEdits={}), "device 0: empty containerEdits"),
     (lambda s: s["devices"][0]["containerEdits"]["deviceNodes"].append({"path": "dev/dri/card0"}),
      "'dev/dri/card0' is not a normalised absolute path"),
-    (lambda s: s["devices"][0]["containerEdits"]["deviceNodes"].append(
-        {"path": "/dev/dri/card0", "hostPath": "/dev/dri/../dri/card0"}), "is not a normalised absolute path"),
+    (lambda s: s["devices"][0]["containerEdits"]["deviceNodes"].append({"path": "/dev/dri/../dri/card0"}),
+     "is not a normalised absolute path"),
+    (lambda s: s["devices"][0]["containerEdits"]["hooks"][0].update(path="hooks/links"),
+     "'hooks/links' is not a normalised absolute path"),
     (lambda s: s["devices"][0]["containerEdits"]["deviceNodes"].append({"path": "/dev/dri/renderD128"}),
-     "appears twice"),
-    (lambda s: s["devices"][0]["containerEdits"]["deviceNodes"][0].update(permissions="rwx"), "permissions 'rwx'"),
-    (lambda s: s["devices"][0]["containerEdits"]["deviceNodes"][0].update(type="x"), "type 'x'"),
+     "device 0: /dev/dri/renderD128 appears twice"),
 ])
 def test_validation_finds_problems(change: Any, problem: str) -> None:
     spec = good_spec()
@@ -276,209 +308,158 @@ def test_validation_finds_problems(change: Any, problem: str) -> None:
     assert any(problem in text for text in problems), problems
 
 
-def test_the_schema_catches_what_the_module_catches() -> None:
+def test_the_schema_catches_what_the_filter_catches() -> None:
     spec = good_spec()
     spec["devices"][0]["name"] = "gpu 0"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft7Validator(CDI_SCHEMA).validate(spec)
 
 
-@pytest.mark.parametrize(("spec", "version"), [
-    ({"kind": "a.com/b", "devices": [{"name": "gpu0", "containerEdits": {"deviceNodes": [{"path": "/dev/x"}]}}]}, "0.3.0"),
-    ({"kind": "a.com/b", "devices": [{"name": "0", "containerEdits": {"deviceNodes": [{"path": "/dev/x"}]}}]}, "0.5.0"),
-    ({"kind": "a.com/b", "devices": [{"name": "g", "containerEdits": {
-        "deviceNodes": [{"path": "/dev/y", "hostPath": "/dev/x"}]}}]}, "0.5.0"),
-    ({"kind": "a.com/b", "devices": [{"name": "g", "containerEdits": {
-        "mounts": [{"hostPath": "/a", "containerPath": "/b", "type": "bind"}]}}]}, "0.4.0"),
-    ({"kind": "a.com/b.c", "devices": [{"name": "g", "containerEdits": {"deviceNodes": [{"path": "/dev/x"}]}}]}, "0.6.0"),
-    ({"kind": "a.com/b", "annotations": {"k": "v"}, "devices": []}, "0.6.0"),
+GPU = {"pci_address": "0000:03:00.0", "render_node": "/dev/dri/renderD128", "card_node": "/dev/dri/card0"}
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"cdi_version": "0.4.0"}, "cdiVersion '0.4.0' is not one of"),
+    ({"vendor": "intel.com/x"}, "is not <vendor>/<class>"),
+    ({"cls": "g p u"}, "is not <vendor>/<class>"),
+    ({"hook": "cdi-create-symlinks"}, "hook 'cdi-create-symlinks' is not an absolute path"),
 ])
-def test_minimum_version(spec: dict[str, Any], version: str) -> None:
-    assert cdi.minimum_version(spec) == version
-
-
-def test_build_refuses_a_spec_it_cannot_write() -> None:
-    gpus = [{"pci_address": "0000:03:00.0", "render_node": "/dev/dri/renderD128", "card_node": "/dev/dri/card0"}]
-    with pytest.raises(cdi.SpecError, match="needs at least 0.5.0"):
-        cdi.build_spec(gpus, cdi_version="0.4.0")
-    with pytest.raises(cdi.SpecError, match="is not <vendor>/<class>"):
-        cdi.build_spec(gpus, vendor="intel.com/x")
+def test_bad_settings_are_refused(options: dict[str, str], message: str) -> None:
+    with pytest.raises(cdi.SpecError, match=f"the CDI spec would be invalid: .*{re.escape(message)}"):
+        cdi.cdi_spec([GPU], **options)
 
 
 @pytest.mark.parametrize(("gpus", "message"), [
-    ([{"pci_address": "0000:03:00.0"}], "has no absolute render_node"),
-    ([{"render_node": "renderD128"}], "has no absolute render_node"),
-    ([{"render_node": "/dev/dri/renderD128", "card_node": "card0"}], "not an absolute path"),
-    ([{"render_node": "/dev/dri/renderD128", "pci_address": "03:00.0"}], "malformed pci_address"),
-    ([{"render_node": "/dev/dri/renderD128"}, {"render_node": "/dev/dri/renderD128"}], "repeats render_node"),
-    ([{"render_node": "/dev/dri/renderD128", "pci_address": "0000:03:00.0"},
-      {"render_node": "/dev/dri/renderD129", "pci_address": "0000:03:00.0"}], "repeats pci_address"),
+    ([{"pci_address": "0000:03:00.0"}], "has no normalised absolute render_node: None"),
+    ([{"render_node": "renderD128"}], "has no normalised absolute render_node"),
+    ([{"render_node": "/dev/dri/../renderD128"}], "has no normalised absolute render_node"),
+    ([{"render_node": "/dev/dri/renderD128", "card_node": "card0"}], "no normalised absolute card_node"),
+    ([{"render_node": "/dev/dri/renderD128", "pci_address": "03:00.0"}], "malformed pci_address '03:00.0'"),
+    ([{"render_node": "/dev/dri/renderD128"}, {"render_node": "/dev/dri/renderD128"}],
+     r"gpus\[1\] \(/dev/dri/renderD128\) repeats render_node /dev/dri/renderD128 of gpus\[0\]"),
+    ([GPU, {**GPU, "render_node": "/dev/dri/renderD129", "card_node": None}], "repeats pci_address"),
     (["/dev/dri/renderD128"], "is not a dict"),
 ])
 def test_bad_gpu_items_are_refused(gpus: list[Any], message: str) -> None:
     with pytest.raises(cdi.SpecError, match=message):
-        cdi.build_spec(gpus)
+        cdi.cdi_spec(gpus)
 
 
-# --- rendering ------------------------------------------------------------------
+def test_registered_as_ansible_filter() -> None:
+    assert cdi.FilterModule().filters() == {"cdi_spec": cdi.cdi_spec}
 
 
-@pytest.mark.parametrize("dest", ["/etc/cdi/intel.com-gpu.yaml", "/etc/cdi/intel.com-gpu.json"])
-def test_rendered_file_parses_back_to_the_spec(tmp_path: Path, dest: str) -> None:
-    gpus = media_gpus(tmp_path, [A770, B580])
-    spec = built(gpus)
-    text = cdi.render(spec, dest, cdi.gpu_table(gpus))
-    assert (json.loads(text) if dest.endswith(".json") else yaml.safe_load(text)) == spec
-    if dest.endswith(".yaml"):
-        # Quoted: unquoted, YAML 1.1 reads 0000:03:00.0-like names as numbers.
-        assert '- name: "0000:03:00.0"' in text and '- name: "0"' in text
-        assert "#   1: 0000:83:00.0 (/dev/dri/renderD129, /dev/dri/card1)" in text
+# --- the file the role writes --------------------------------------------------
 
 
-def test_yaml_renderer_handles_every_json_shape() -> None:
-    value: dict[str, Any] = {"a": [], "b": {}, "c": [1, True, None, "x: y", [], {}, ["n"]], "needs quote": {"k": [{"a": 1, "b": [2]}]}}
-    assert yaml.safe_load("\n".join(cdi._yaml(value, 0))) == value
+def role_content(result: dict[str, Any], file_name: str) -> str:
+    """The content of the role's "Write the CDI spec" task (tasks/spec.yml)."""
+    if file_name.endswith(".json"):
+        return str(to_nice_json(result["spec"], indent=2)) + "\n"
+    return str(result["comment"] + to_nice_yaml(result["spec"], indent=2, sort_keys=False).strip()) + "\n"
 
 
-# --- run(): files, changed, check mode, diff ---------------------------------------
+def test_role_task_content_matches_this_test() -> None:
+    """role_content() follows the task; a change to one must show in the other."""
+    task = yaml.safe_load((ROOT / "roles" / "gpu_containers" / "tasks" / "spec.yml").read_text())
+    (write,) = [item for item in task if item["name"] == "Write the CDI spec"]
+    content = write["ansible.builtin.copy"]["content"]
+    assert content.startswith("{{") and content.endswith("}}\n")  # one expression, then a newline
+    content = " ".join(content.split())
+    assert "(gpu_containers_cdi.spec | to_nice_json(indent=2)) if gpu_containers_cdi_file.endswith('.json')" in content
+    assert ("else gpu_containers_cdi.comment ~ (gpu_containers_cdi.spec | to_nice_yaml(indent=2, sort_keys=false)"
+            " | trim)") in content
 
 
-def params(dest: Path, gpus: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {"dest": str(dest), "gpus": gpus, "vendor": "intel.com", "class": "gpu", "cdi_version": "0.5.0",
-            "order": "runtime", "mode": "0644", "state": "present", **extra}
+@pytest.mark.parametrize("file_name", ["intel.com-gpu.yaml", "intel.com-gpu.json"])
+def test_written_file_parses_back_to_the_spec(tmp_path: Path, file_name: str) -> None:
+    result = cdi.cdi_spec(media_gpus(tmp_path, [A770, B580]))
+    text = role_content(result, file_name)
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    assert (json.loads(text) if file_name.endswith(".json") else yaml.safe_load(text)) == result["spec"]
+    if file_name.endswith(".yaml"):
+        # Quoted where YAML 1.1 would read a number: "0" and the sexagesimal-looking 0000:03:00.0.
+        assert "- name: '0'\n" in text and "- name: '0000:03:00.0'\n" in text
+        assert text.startswith("# Generated by the xpulab gpu_containers role")
 
 
-def test_run_writes_once_then_keeps(tmp_path: Path) -> None:
-    gpus = media_gpus(tmp_path, [A770, B580])
-    dest = tmp_path / "cdi" / "intel.com-gpu.yaml"
-    dest.parent.mkdir()
-    first = cdi.run(params(dest, gpus))
-    assert first["changed"] is True and first["written"] is True
-    assert yaml.safe_load(dest.read_text()) == first["spec"]
-    assert stat.S_IMODE(dest.stat().st_mode) == 0o644
-    assert first["devices"] == ["0", "1", "0000:03:00.0", "0000:83:00.0", "all"]
-    assert first["qualified_devices"][0] == "intel.com/gpu=0"
-    assert sorted(os.listdir(dest.parent)) == ["intel.com-gpu.yaml"]  # no temporary left behind
-    inode = dest.stat().st_ino
-    second = cdi.run(params(dest, gpus))
-    assert second["changed"] is False and second["msg"].startswith("kept ")
-    assert dest.stat().st_ino == inode  # not rewritten
+# --- the hook -----------------------------------------------------------------
 
 
-def test_run_check_mode_and_diff(tmp_path: Path) -> None:
-    gpus = media_gpus(tmp_path, [A770])
-    dest = tmp_path / "intel.com-gpu.yaml"
-    result = cdi.run(params(dest, gpus), check_mode=True, diff_mode=True)
-    assert result["changed"] is True and not dest.exists()
-    assert result["diff"]["before"] == "" and "renderD128" in result["diff"]["after"]
-    cdi.run(params(dest, gpus))
-    (tmp_path / "b").mkdir()
-    bigger = media_gpus(tmp_path / "b", [A770, B580])
-    result = cdi.run(params(dest, bigger), check_mode=True, diff_mode=True)
-    assert result["changed"] is True and "renderD129" not in dest.read_text()
-    assert "renderD129" in result["diff"]["after"] and "renderD129" not in result["diff"]["before"]
-    assert "diff" not in cdi.run(params(dest, gpus), diff_mode=True)
+def run_hook(tmp_path: Path, root_path: str, *pairs: str) -> subprocess.CompletedProcess[str]:
+    """Run the hook as runc does: OCI state on stdin, config.json in the bundle."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir(exist_ok=True)
+    (bundle / "config.json").write_text(json.dumps({"ociVersion": "1.0.2", "root": {"path": root_path}}))
+    state = {"ociVersion": "1.0.2", "id": "x", "status": "creating", "pid": 1, "bundle": str(bundle),
+             "annotations": {"bundle": "/elsewhere"}}
+    return subprocess.run([sys.executable, str(HOOK), *pairs], input=json.dumps(state),
+                          capture_output=True, text=True, check=False, timeout=60)
 
 
-def test_run_fixes_the_mode_alone(tmp_path: Path) -> None:
-    gpus = media_gpus(tmp_path, [A770])
-    dest = tmp_path / "intel.com-gpu.json"
-    cdi.run(params(dest, gpus))
-    dest.chmod(0o600)
-    assert cdi.run(params(dest, gpus), check_mode=True)["changed"] is True
-    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
-    assert cdi.run(params(dest, gpus))["changed"] is True
-    assert stat.S_IMODE(dest.stat().st_mode) == 0o644
-    assert json.loads(dest.read_text())["kind"] == "intel.com/gpu"
+@pytest.mark.parametrize("relative", [True, False])
+def test_hook_makes_the_links(tmp_path: Path, relative: bool) -> None:
+    rootfs = tmp_path / "bundle" / "rootfs"
+    (rootfs / "dev" / "dri").mkdir(parents=True)
+    pairs = links("0000:03:00.0", 128, 0)
+    for _ in range(2):  # a second device of the spec repeats links: no error
+        proc = run_hook(tmp_path, "rootfs" if relative else str(rootfs), *pairs)
+        assert proc.returncode == 0, proc.stderr
+    by_path = rootfs / "dev" / "dri" / "by-path"
+    assert sorted(os.listdir(by_path)) == ["pci-0000:03:00.0-card", "pci-0000:03:00.0-render"]
+    assert os.readlink(by_path / "pci-0000:03:00.0-render") == "../renderD128"
+    assert os.readlink(by_path / "pci-0000:03:00.0-card") == "../card0"
+    assert oct(by_path.stat().st_mode & 0o777) == "0o755"
 
 
-def test_run_without_gpus_writes_nothing_and_removes_a_stale_spec(tmp_path: Path) -> None:
-    dest = tmp_path / "intel.com-gpu.yaml"
-    result = cdi.run(params(dest, []))
-    assert (result["changed"], result["written"], result["spec"], result["devices"]) == (False, False, None, [])
-    assert result["msg"] == f"no GPUs: no CDI spec written; {dest} does not exist"
-    dest.write_text("stale")
-    result = cdi.run(params(dest, []), check_mode=True)
-    assert result["changed"] is True and dest.exists()
-    result = cdi.run(params(dest, []))
-    assert result["changed"] is True and not dest.exists()
-    assert result["msg"] == f"no GPUs: no CDI spec written; removed {dest}"
-
-
-def test_run_state_absent(tmp_path: Path) -> None:
-    gpus = media_gpus(tmp_path, [A770])
-    dest = tmp_path / "intel.com-gpu.yaml"
-    cdi.run(params(dest, gpus))
-    assert cdi.run(params(dest, gpus, state="absent"))["changed"] is True
-    assert not dest.exists()
-    assert cdi.run(params(dest, gpus, state="absent"))["changed"] is False
-
-
-@pytest.mark.parametrize(("extra", "message"), [
-    ({"dest": "relative.yaml"}, "absolute path"),
-    ({"dest": "/tmp/intel.com-gpu.txt"}, "must end in .json, .yaml or .yml"),
-    ({"mode": "rw-r--r--"}, "mode must be octal"),
+@pytest.mark.parametrize(("setup", "pair", "message"), [
+    (lambda dev: (dev / "dri" / "by-path").mkdir(parents=True) or (dev / "dri" / "by-path" / "x").write_text(""),
+     "/dev/dri/by-path/x=../renderD128", "/dev/dri/by-path/x exists in the container and is not a symlink"),
+    (lambda dev: (dev / "dri" / "by-path").mkdir(parents=True) or (dev / "dri" / "by-path" / "x").symlink_to("y"),
+     "/dev/dri/by-path/x=../renderD128", "is not a symlink to ../renderD128"),
+    (lambda dev: (dev / "dri").symlink_to("/tmp"), "/dev/dri/by-path/x=../renderD128",
+     "/dev/dri is a symlink in the container; not following it"),
+    (lambda dev: None, "/etc/x=../renderD128", "want LINK=TARGET with LINK under /dev"),
+    (lambda dev: None, "/dev/dri/../x=y", "want LINK=TARGET"),
+    (lambda dev: None, "/dev/dri/x", "want LINK=TARGET"),
 ])
-def test_run_refuses_bad_parameters(tmp_path: Path, extra: dict[str, Any], message: str) -> None:
-    with pytest.raises(cdi.SpecError, match=message):
-        cdi.run({**params(tmp_path / "x.yaml", []), **extra})
+def test_hook_refuses(tmp_path: Path, setup: Any, pair: str, message: str) -> None:
+    dev = tmp_path / "bundle" / "rootfs" / "dev"
+    dev.mkdir(parents=True)
+    setup(dev)
+    proc = run_hook(tmp_path, "rootfs", pair)
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert not os.path.lexists("/tmp/by-path/x")
 
 
-def test_run_needs_the_directory(tmp_path: Path) -> None:
-    gpus = media_gpus(tmp_path, [A770])
-    dest = tmp_path / "missing" / "intel.com-gpu.yaml"
-    assert cdi.run(params(dest, gpus), check_mode=True)["changed"] is True
-    with pytest.raises(cdi.SpecError, match="does not exist; create it first"):
-        cdi.run(params(dest, gpus))
+def test_hook_leaves_the_hosts_dev_alone(tmp_path: Path) -> None:
+    rootfs = tmp_path / "bundle" / "rootfs"
+    rootfs.mkdir(parents=True)
+    (rootfs / "dev").symlink_to("/dev")  # as with -v /dev:/dev
+    proc = run_hook(tmp_path, "rootfs", "/dev/h3-cdi-test/x=../null")
+    assert proc.returncode == 0, proc.stderr
+    assert not os.path.lexists("/dev/h3-cdi-test")
 
 
-# --- the module as Ansible runs it -------------------------------------------------
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="bind mounts need root")
+def test_hook_leaves_a_bind_mounted_by_path_alone(tmp_path: Path) -> None:
+    host_by_path, rootfs = tmp_path / "host-by-path", tmp_path / "bundle" / "rootfs"
+    host_by_path.mkdir()
+    (rootfs / "dev" / "dri" / "by-path").mkdir(parents=True)
+    (tmp_path / "bundle" / "config.json").write_text(json.dumps({"root": {"path": "rootfs"}}))
+    state = json.dumps({"bundle": str(tmp_path / "bundle")})
+    script = 'mount --bind "$1" "$2" && exec "$3" "$4" /dev/dri/by-path/x=../renderD128'
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                           str(host_by_path), str(rootfs / "dev" / "dri" / "by-path"), sys.executable, str(HOOK)],
+                          input=state, capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert os.listdir(host_by_path) == [] and os.listdir(rootfs / "dev" / "dri" / "by-path") == []
 
 
-def test_documentation_parses_and_matches_the_argument_spec() -> None:
-    doc = yaml.safe_load(cdi.DOCUMENTATION)
-    assert yaml.safe_load(cdi.EXAMPLES) and yaml.safe_load(cdi.RETURN)
-    assert set(doc["options"]) == set(cdi.ARGUMENT_SPEC)
-    for name, option in doc["options"].items():
-        spec = cdi.ARGUMENT_SPEC[name]
-        assert option["type"] == spec["type"], name
-        assert option.get("default") == spec.get("default"), name
-        assert option.get("choices") == spec.get("choices"), name
-        assert option.get("required", False) == spec.get("required", False), name
-
-
-def run_module(tmp_path: Path, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    return module_runner.run_module("xpulab_cdi_spec", tmp_path, args)
-
-
-def test_module_end_to_end(tmp_path: Path) -> None:
-    gpus = media_gpus(tmp_path, [A770, B580])
-    dest = tmp_path / "intel.com-gpu.yaml"
-    rc, result = run_module(tmp_path, {"gpus": gpus, "dest": str(dest), "_ansible_check_mode": True,
-                                       "_ansible_diff": True})
-    assert rc == 0, result
-    assert result["changed"] is True and not dest.exists() and "diff" in result
-    rc, result = run_module(tmp_path, {"gpus": gpus, "dest": str(dest)})
-    assert rc == 0 and result["changed"] is True, result
-    assert yaml.safe_load(dest.read_text()) == result["spec"]
-    assert_valid(result["spec"])
-    rc, result = run_module(tmp_path, {"gpus": gpus, "dest": str(dest)})
-    assert rc == 0 and result["changed"] is False, result
-
-
-def test_module_warns_about_a_gpu_without_pci_address(tmp_path: Path) -> None:
-    rc, result = run_module(tmp_path, {"gpus": [{"render_node": "/dev/dri/renderD128"}],
-                                       "dest": str(tmp_path / "s.json")})
-    assert rc == 0, result
-    # ansible-core 2.19 returns warnings as structured summaries; look in their text.
-    assert "has no PCI address" in json.dumps(result.get("warnings", []))
-
-
-def test_module_fails_with_the_reason(tmp_path: Path) -> None:
-    rc, result = run_module(tmp_path, {"gpus": [{"render_node": "/dev/dri/renderD128"}],
-                                       "dest": str(tmp_path / "s.yaml"), "class": "g p u"})
-    assert rc != 0 and result["failed"] is True
-    assert "is not <vendor>/<class>" in result["msg"]
+def test_hook_is_executable_python() -> None:
+    assert os.access(HOOK, os.X_OK)
+    assert HOOK.read_text().startswith("#!/usr/bin/python3 -I\n")
+    compile(HOOK.read_text(), str(HOOK), "exec")
 
 
 def test_molecule_fake_trees(tmp_path: Path) -> None:
@@ -505,25 +486,30 @@ def test_molecule_fake_trees(tmp_path: Path) -> None:
 # --- podman acceptance --------------------------------------------------------------
 
 IMAGE = "localhost/xpulab-debian:12"
-LS_DEVICE = re.compile(r"^c\S*\s+\d+\s+\S+\s+\S+\s+(\d+),\s+(\d+)\s+.*?\s(\S+)$")
-
-
-def host_numbers(path: str) -> tuple[int, int]:
-    rdev = os.stat(path).st_rdev
-    return os.major(rdev), os.minor(rdev)
+# Container names start with this (default xpulab-unit-), so a test run's containers can be found.
+NAME_PREFIX = os.environ.get("XPULAB_TEST_NAME_PREFIX", "xpulab-unit-")
+# Inside the container: one line per /dev/dri/by-path entry and per node.
+PROBE = r"""
+for entry in /dev/dri/by-path/* /dev/dri/card* /dev/dri/renderD*; do
+  [ -e "$entry" ] || [ -L "$entry" ] || continue
+  if [ -L "$entry" ]; then kind=link; else kind=node; fi
+  echo "$kind $entry $(readlink "$entry") $(readlink -f "$entry") $(stat -L -c %t:%T "$entry")"
+done
+"""
 
 
 class Podman:
     """podman run with a CDI spec directory holding only our spec.
 
     Newer podman has --cdi-spec-dir. Podman 4.3 (Debian 12) reads only
-    /etc/cdi and /var/run/cdi, so there the run happens in a private mount
-    namespace with /etc overlaid and our directory bind-mounted on /etc/cdi
-    (and an empty one on /run/cdi): nothing on the host changes.
+    /etc/cdi and /var/run/cdi, and its containers.conf has no cdi_spec_dirs,
+    so there the run happens in a private mount namespace with /etc overlaid
+    and our directory bind-mounted on /etc/cdi (and an empty one on
+    /run/cdi): nothing on the host changes.
     """
 
     def __init__(self, work: Path, spec_dir: Path) -> None:
-        self.work, self.spec_dir = work, spec_dir
+        self.work, self.spec_dir, self.runs = work, spec_dir, 0
         self.env = {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF",
                                                                      str(ROOT / "tools" / "containers.conf"))}
         help_text = subprocess.run(["podman", "--help"], capture_output=True, text=True, env=self.env,
@@ -536,8 +522,10 @@ class Podman:
         if exists.returncode != 0:
             pytest.fail(f"image {IMAGE} is missing: build it with `make images`")
 
-    def run(self, device: str, *command: str) -> subprocess.CompletedProcess[str]:
-        podman = ["podman", "run", "--rm", "--network", "host", "--device", device, IMAGE, *command]
+    def run(self, devices: list[str], *command: str, options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        self.runs += 1
+        podman = ["podman", "run", "--rm", "--name", f"{NAME_PREFIX}cdi-{os.getpid()}-{self.runs}", "--network",
+                  "host", *options, *(f"--device={device}" for device in devices), IMAGE, *command]
         if self.has_flag:
             argv = ["podman", "--cdi-spec-dir", str(self.spec_dir)] + podman[1:]
         else:
@@ -552,40 +540,60 @@ class Podman:
                     str(self.work), str(self.spec_dir), *podman]
         return subprocess.run(argv, capture_output=True, text=True, env=self.env, check=False, timeout=300)
 
-    def devices(self, device: str) -> dict[str, tuple[int, int]]:
-        """Character devices under /dev/dri in a container given the CDI device: name -> (major, minor)."""
-        proc = self.run(device, "ls", "-l", "/dev/dri", "/dev/dri/by-path")
-        assert proc.returncode == 0, f"podman run --device {device} failed: {proc.stderr}"
-        found: dict[str, tuple[int, int]] = {}
+    def dri(self, *devices: str, options: tuple[str, ...] = ()) -> dict[str, tuple[str, str, str, str]]:
+        """/dev/dri in a container given the CDI devices: path -> (link or node, link target, resolved, major:minor)."""
+        proc = self.run(list(devices), "sh", "-c", PROBE, options=options)
+        assert proc.returncode == 0, f"podman run --device {devices} failed: {proc.stderr}"
+        found: dict[str, tuple[str, str, str, str]] = {}
         for line in proc.stdout.splitlines():
-            match = LS_DEVICE.match(line.strip())
-            if match:
-                found[match.group(3)] = (int(match.group(1)), int(match.group(2)))
+            kind, path, *rest = line.split()
+            if kind == "node":
+                rest = ["", *rest]
+            found[path] = (kind, rest[0], rest[1], rest[2])
         return found
 
 
+def in_container(bdf: str, render: int, card: int) -> dict[str, tuple[str, str, str, str]]:
+    """What a container given the GPU sees: by-path symlinks resolving to its nodes (major 226 = e2 in hex)."""
+    by_path = f"/dev/dri/by-path/pci-{bdf}"
+    return {
+        f"{by_path}-render": ("link", f"../renderD{render}", f"/dev/dri/renderD{render}", f"e2:{render:x}"),
+        f"{by_path}-card": ("link", f"../card{card}", f"/dev/dri/card{card}", f"e2:{card:x}"),
+        f"/dev/dri/renderD{render}": ("node", "", f"/dev/dri/renderD{render}", f"e2:{render:x}"),
+        f"/dev/dri/card{card}": ("node", "", f"/dev/dri/card{card}", f"e2:{card:x}"),
+    }
+
+
 @pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed on this machine")
-def test_podman_resolves_the_spec_and_creates_the_nodes(tmp_path: Path) -> None:
-    # A fake inventory whose nodes exist on any Linux host: GPU 0 is /dev/null
-    # (render) and /dev/zero (card), GPU 1 /dev/full and /dev/urandom.
-    gpus = [
-        {"pci_address": "0000:03:00.0", "render_node": "/dev/null", "card_node": "/dev/zero", "family": "alchemist"},
-        {"pci_address": "0000:83:00.0", "render_node": "/dev/full", "card_node": "/dev/urandom",
-         "family": "battlemage"},
-    ]
+def test_podman_gives_containers_by_path_symlinks(tmp_path: Path) -> None:
+    gpus = media_gpus(tmp_path, [A770, B580])
+    result = cdi.cdi_spec(gpus, hook=str(HOOK))
+    # The inventory's nodes are plain files in a fake tree: make real character
+    # devices (major 226, as DRM's) in a directory of their own and point the
+    # spec's hostPath at them. The container gets its own nodes, with the
+    # numbers of these; nothing on the host's /dev is touched.
+    fake_dev = tmp_path / "devnodes"
+    (fake_dev / "dri").mkdir(parents=True)
+    for name, minor in (("renderD128", 128), ("card0", 0), ("renderD129", 129), ("card1", 1)):
+        os.mknod(fake_dev / "dri" / name, 0o660 | 0o020000, os.makedev(226, minor))
+    for device in result["spec"]["devices"]:
+        for node in device["containerEdits"]["deviceNodes"]:
+            node["hostPath"] = str(fake_dev) + node["path"][len("/dev"):]
+    assert_valid(result["spec"])
     spec_dir = tmp_path / "cdi"
     spec_dir.mkdir()
-    result = cdi.run(params(spec_dir / "intel.com-gpu.yaml", gpus))
-    assert result["written"] is True
+    (spec_dir / "intel.com-gpu.yaml").write_text(role_content(result, "intel.com-gpu.yaml"))
     podman = Podman(tmp_path, spec_dir)
-    gpu0 = {"pci-0000:03:00.0-render": host_numbers("/dev/null"), "pci-0000:03:00.0-card": host_numbers("/dev/zero")}
-    gpu1 = {"pci-0000:83:00.0-render": host_numbers("/dev/full"),
-            "pci-0000:83:00.0-card": host_numbers("/dev/urandom")}
+    gpu0, gpu1 = in_container("0000:03:00.0", 128, 0), in_container("0000:83:00.0", 129, 1)
 
-    assert podman.devices("intel.com/gpu=0") == gpu0
-    assert podman.devices("intel.com/gpu=1") == gpu1
-    assert podman.devices("intel.com/gpu=0000:83:00.0") == gpu1
-    assert podman.devices("intel.com/gpu=all") == {**gpu0, **gpu1}
+    assert podman.dri("intel.com/gpu=0") == gpu0
+    assert podman.dri("intel.com/gpu=1") == gpu1
+    assert podman.dri("intel.com/gpu=0000:83:00.0") == gpu1
+    assert podman.dri("intel.com/gpu=all") == {**gpu0, **gpu1}
+    # Two devices naming the same links: the second hook finds them made.
+    assert podman.dri("intel.com/gpu=0", "intel.com/gpu=all") == {**gpu0, **gpu1}
+    # A read-only root file system: /dev is the runtime's own tmpfs, still writable for the hook.
+    assert podman.dri("intel.com/gpu=1", options=("--read-only",)) == gpu1
 
-    missing = podman.run("intel.com/gpu=2", "true")
+    missing = podman.run(["intel.com/gpu=2"], "true")
     assert missing.returncode != 0 and "intel.com/gpu=2" in missing.stderr, missing.stderr
