@@ -4,13 +4,14 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
-export CONTAINERS_CONF := $(CURDIR)/tools/containers.conf
+export CONTAINERS_CONF := $(CURDIR)/sandbox/containers.conf
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
-# Test media (../shared/media): the sandbox mirror is filled from here.
-export XPULAB_MEDIA_DIR ?= $(firstword $(wildcard $(CURDIR)/../shared/media /work/shared/media) $(CURDIR)/../shared/media)
+# Test media: the sandbox mirror is filled from here (the shared media folder
+# beside the checkout unless XPULAB_MEDIA_DIR says otherwise).
+export XPULAB_MEDIA_DIR ?= $(CURDIR)/../shared/media
 
-SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns git curl xz-utils ca-certificates make gnupg
+SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns git curl xz-utils ca-certificates make gnupg apt-utils
 
 .PHONY: help deps venv images sandbox sandbox-up sandbox-down lint unit molecule test bench clean-cache
 
@@ -36,16 +37,16 @@ $(VENV)/.installed: requirements.txt
 venv: deps $(VENV)/.installed
 
 images: venv
-	ansible-playbook playbooks/sandbox_images.yml
+	ansible-playbook sandbox/playbooks/images.yml
 
 sandbox-up: venv
-	ansible-playbook playbooks/sandbox_up.yml
+	ansible-playbook sandbox/playbooks/up.yml
 
 sandbox-down: venv
-	ansible-playbook playbooks/sandbox_down.yml
+	ansible-playbook sandbox/playbooks/down.yml
 
 sandbox: sandbox-up
-	ansible-playbook site.yml -i sandbox
+	ansible-playbook site.yml -i inventories/sandbox
 
 lint: venv
 	yamllint --strict .
@@ -60,7 +61,7 @@ molecule: images
 test: lint unit molecule
 
 bench: venv
-	tools/bench.sh
+	sandbox/bin/bench.sh
 
 clean-cache:
 	rm -rf $${XPULAB_CACHE:-$$HOME/.cache/xpulab}

@@ -18,7 +18,7 @@ import os
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -118,21 +118,6 @@ def pack(target: Path, name: str, gpus: list[FakeGpu]) -> Path:
     return target
 
 
-def pack_cases(argv: list[str], cases: dict[str, list[FakeGpu]], usage: str) -> int:
-    """main() of a molecule scenario's make_fake_sysfs.py: argv is [prog, OUT_DIR].
-
-    Packs each case as OUT_DIR/<case>.tar.gz and prints the tarballs' paths,
-    one a line; prints `usage` and returns 2 on a wrong argument count.
-    """
-    if len(argv) != 2:
-        print(usage, file=sys.stderr)
-        return 2
-    out_dir = Path(argv[1])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, gpus in cases.items():
-        print(pack(out_dir / f"{name}.tar.gz", name, gpus))
-    return 0
-
 # The cards of the tests; vary them with dataclasses.replace().
 ARC_A770 = FakeGpu(bdf="0000:03:00.0", device="0x56a0", driver="i915")
 ARC_B580 = FakeGpu(bdf="0000:03:00.0", device="0xe20b", driver="xe")
@@ -140,3 +125,44 @@ FLEX_170 = FakeGpu(bdf="0000:4d:00.0", device="0x56c0", driver="i915", pci_class
 MAX_1550 = FakeGpu(bdf="0000:3a:00.0", device="0x0bd5", driver="i915", pci_class="0x038000")
 INTEGRATED_UHD770 = FakeGpu(bdf="0000:00:02.0", device="0xa780", driver="i915", bridge=None)
 NVIDIA_H100 = FakeGpu(bdf="0000:65:00.0", vendor="0x10de", device="0x2330", driver="nvidia")
+
+
+# The trees the molecule scenarios unpack on their nodes under /srv/fake:
+# scenario -> case -> GPUs. Each case is packed as OUT_DIR/<case>.tar.gz.
+SCENARIOS: dict[str, dict[str, list[FakeGpu]]] = {
+    # intel_gpu side_effect.yml: verdicts also checked by test_intel_gpu_fake_trees.py.
+    "intel_gpu": {
+        "max-only": [MAX_1550],  # Data Center GPU Max: no media engines
+        "no-gpu": [],
+        "battlemage": [ARC_B580],  # on xe; needs kernel >= 6.11
+        "arc": [ARC_A770],  # Alchemist on i915; fine on 6.8
+    },
+    # gpu_containers prepare.yml: an Arc A770 with /dev/dri/by-path links and an
+    # Arc B580 on xe without them (the role's by-path warning), and no GPU at all.
+    "gpu_containers": {
+        "two-gpus": [
+            ARC_A770,
+            replace(ARC_B580, bdf="0000:83:00.0", render=129, card=1, bridge="0000:80:01.0", by_path=False),
+        ],
+        "no-gpu": [],
+    },
+    # pytorch side_effect.yml: an Arc A770 that torch cannot see.
+    "pytorch": {"arc": [ARC_A770]},
+}
+USAGE = f"Usage: fake_sysfs.py SCENARIO OUT_DIR   (SCENARIO: {', '.join(SCENARIOS)}; prints one tarball path per line)"
+
+
+def main(argv: list[str]) -> int:
+    """Pack each case of a scenario as OUT_DIR/<case>.tar.gz and print the paths; 2 on a usage error."""
+    if len(argv) != 3 or argv[1] not in SCENARIOS:
+        print(USAGE, file=sys.stderr)
+        return 2
+    out_dir = Path(argv[2])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, gpus in SCENARIOS[argv[1]].items():
+        print(pack(out_dir / f"{name}.tar.gz", name, gpus))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

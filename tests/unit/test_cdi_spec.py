@@ -12,7 +12,6 @@ GPU's render node.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -29,11 +28,11 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import xpulab_gpu_inventory as inv  # type: ignore[import-not-found]
 import yaml  # type: ignore[import-untyped]
+import fake_sysfs
 from ansible.plugins.filter.core import to_nice_json, to_nice_yaml  # type: ignore[import-untyped]
 from fake_sysfs import ARC_A770, ARC_B580, INTEGRATED_UHD770, MAX_1550, FakeGpu, build
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIO_FILES = ROOT / "molecule" / "gpu_containers" / "files"
 HOOK = ROOT / "roles" / "gpu_containers" / "files" / "cdi-create-symlinks"
 ROLE_HOOK = "/usr/local/libexec/xpulab/cdi-create-symlinks"
 
@@ -464,13 +463,7 @@ def test_hook_is_executable_python() -> None:
 
 def test_molecule_fake_trees(tmp_path: Path) -> None:
     """The scenario's trees: two GPUs (the second without by-path links), and none."""
-    # Loaded by path: other scenarios have a make_fake_sysfs module of their own.
-    loader = importlib.util.spec_from_file_location("gpu_containers_make_fake_sysfs",
-                                                    SCENARIO_FILES / "make_fake_sysfs.py")
-    assert loader is not None and loader.loader is not None
-    make_fake_sysfs = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(make_fake_sysfs)
-    assert make_fake_sysfs.main(["make_fake_sysfs.py", str(tmp_path / "out")]) == 0
+    assert fake_sysfs.main(["fake_sysfs.py", "gpu_containers", str(tmp_path / "out")]) == 0
     for name in ("two-gpus", "no-gpu"):
         with tarfile.open(tmp_path / "out" / f"{name}.tar.gz") as tar:
             tar.extractall(tmp_path, filter="tar")
@@ -511,7 +504,7 @@ class Podman:
     def __init__(self, work: Path, spec_dir: Path) -> None:
         self.work, self.spec_dir, self.runs = work, spec_dir, 0
         self.env = {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF",
-                                                                     str(ROOT / "tools" / "containers.conf"))}
+                                                                     str(ROOT / "sandbox" / "containers.conf"))}
         help_text = subprocess.run(["podman", "--help"], capture_output=True, text=True, env=self.env,
                                    check=False, timeout=60).stdout
         self.has_flag = "--cdi-spec-dir" in help_text

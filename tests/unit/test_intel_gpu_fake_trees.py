@@ -1,23 +1,18 @@
 """The fake sysfs trees of the intel_gpu molecule scenario give the verdicts side_effect.yml expects.
 
-molecule/intel_gpu/files/make_fake_sysfs.py packs the trees the scenario
+tests/unit/fake_sysfs.py (scenario intel_gpu) packs the trees the scenario
 unpacks on its nodes; here they are unpacked locally and inventoried with the
 module, so a change in either shows up without containers.
 """
 
 from __future__ import annotations
 
-import sys
 import tarfile
 from pathlib import Path
 
+import fake_sysfs
 import pytest
 import xpulab_gpu_inventory as inv  # type: ignore[import-not-found]
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "molecule" / "intel_gpu" / "files"))
-
-import make_fake_sysfs  # type: ignore[import-not-found]  # noqa: E402
 
 KERNEL_6_8 = "6.8.0-45-generic"
 EXPECTED: dict[str, list[str]] = {
@@ -33,7 +28,7 @@ EXPECTED: dict[str, list[str]] = {
 @pytest.fixture(scope="module")
 def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tarballs")
-    assert make_fake_sysfs.main(["make_fake_sysfs.py", str(out)]) == 0
+    assert fake_sysfs.main(["fake_sysfs.py", "intel_gpu", str(out)]) == 0
     dest = tmp_path_factory.mktemp("nodes")
     for name in EXPECTED:
         with tarfile.open(out / f"{name}.tar.gz") as tar:
@@ -42,7 +37,7 @@ def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_case_is_built() -> None:
-    assert set(make_fake_sysfs.CASES) == set(EXPECTED)
+    assert set(fake_sysfs.SCENARIOS["intel_gpu"]) == set(EXPECTED)
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
@@ -68,5 +63,6 @@ def test_symlinks_survive_the_tarball(unpacked: Path) -> None:
 
 
 def test_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert make_fake_sysfs.main(["make_fake_sysfs.py"]) == 2
+    assert fake_sysfs.main(["fake_sysfs.py", str(Path("out"))]) == 2
+    assert fake_sysfs.main(["fake_sysfs.py", "no_such_scenario", "out"]) == 2
     assert "Usage" in capsys.readouterr().err

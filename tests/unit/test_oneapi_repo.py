@@ -1,58 +1,40 @@
-"""Unit tests for tools/build_oneapi_repo.py: the sandbox's signed oneAPI stand-in repository."""
+"""The sandbox's signed oneAPI stand-in repository (sandbox/playbooks/tasks/mirror_oneapi.yml), built for real.
+
+The task file runs in a localhost play against a temporary mirror and cache;
+the result is checked the way apt and the oneapi role use it: signatures with
+gpgv against the exported key, the indexes against the files they list, apt
+itself reading the repository through a signed-by keyring, and the stand-in's
+setvars.sh.
+"""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import shutil
 import subprocess
-import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-import build_oneapi_repo as repo_tool  # type: ignore[import-not-found]
 import pytest
+import yaml  # type: ignore[import-untyped]
+from playbook_runner import ROOT, Run, run_tasks
 
-ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / "tools" / "build_oneapi_repo.py"
-
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("gpg") and shutil.which("gpg-agent") and shutil.which("dpkg-deb") and shutil.which("gpgv")),
-    reason="needs gnupg (gpg, gpg-agent, gpgv) and dpkg-deb on the controller",
-)
-
-SPEC = repo_tool.RepoSpec(versions=("2026.1", "2026.0"))
+# Needs on the controller (make deps): gnupg, dpkg, apt-utils (apt-ftparchive), util-linux (flock).
+TASKS = "mirror_oneapi.yml"
+PREFIX = "intel-deep-learning-essentials-"
+# The versions the repository must hold: every DLE version of the oneapi role's table.
+VERSIONS = sorted(set(yaml.safe_load((ROOT / "roles/oneapi/defaults/main.yml").read_text())["oneapi_dle_versions"].values()))
 
 
-@pytest.fixture(scope="module")
-def gnupghome(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One signing key for the module: key generation is the slow part."""
-    return tmp_path_factory.mktemp("gnupg") / "home"
+def repo_of(work: Path) -> Path:
+    return work / "mirror" / "oneapi"
 
 
-def build(tmp_path: Path, gnupghome: Path, spec: repo_tool.RepoSpec = SPEC, **kw: bool) -> dict[str, object]:
-    return repo_tool.ensure_repo(tmp_path / "mirror" / "oneapi", gnupghome, spec, **kw)
-
-
-def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=120, check=False)
-
-
-def verify_inrelease(repo: Path) -> str:
-    """Check InRelease and Release.gpg with gpgv against the exported key, as apt does."""
-    keyring = repo.parent / "keyring.gpg"
-    subprocess.run(["gpg", "--batch", "--yes", "--dearmor", "--output", str(keyring),
-                    str(repo / repo_tool.PUBLIC_KEY_NAME)], check=True, capture_output=True)
-    dists = repo / "dists" / "all"
-    inrelease = subprocess.run(["gpgv", "--keyring", str(keyring), "--output", "-", str(dists / "InRelease")],
-                               capture_output=True, text=True, check=True)
-    subprocess.run(["gpgv", "--keyring", str(keyring), str(dists / "Release.gpg"), str(dists / "Release")],
-                   capture_output=True, check=True)
-    return inrelease.stdout
-
-
-def parse_paragraphs(text: str) -> list[dict[str, str]]:
-    paragraphs = []
+def paragraphs(text: str) -> list[dict[str, str]]:
+    """Deb822 paragraphs (continuation lines joined with newlines)."""
+    result = []
     for block in text.strip().split("\n\n"):
         fields: dict[str, str] = {}
         key = ""
@@ -62,137 +44,160 @@ def parse_paragraphs(text: str) -> list[dict[str, str]]:
             else:
                 key, value = line.split(":", 1)
                 fields[key] = value.strip()
-        paragraphs.append(fields)
-    return paragraphs
+        result.append(fields)
+    return result
 
 
-def test_spec_validates_versions() -> None:
-    with pytest.raises(repo_tool.RepoError, match="does not look like"):
-        repo_tool.RepoSpec(versions=("2026.1; rm -rf /",))
-    with pytest.raises(repo_tool.RepoError, match="no DLE version"):
-        repo_tool.RepoSpec(versions=())
-    assert SPEC.deb_path("2026.1") == "pool/main/intel-deep-learning-essentials-2026.1_2026.1.0-0xpulab1_all.deb"
+def keyring(repo: Path, dest: Path) -> Path:
+    """The exported ASCII key as the binary keyring apt's signed-by takes."""
+    subprocess.run(["gpg", "--batch", "--yes", "--dearmor", "--output", str(dest),
+                    str(repo / "GPG-PUB-KEY-XPULAB-SANDBOX.PUB")], check=True, capture_output=True)
+    return dest
 
 
-def test_find_fingerprint_picks_the_primary_with_that_uid() -> None:
-    colons = "\n".join([
-        "sec:u:255:22:AAAA:1::::::scSC:::+:::23::0:",
-        "fpr:::::::::1111111111111111111111111111111111111111:",
-        "uid:u::::1::H::other <o@x>::::::::::0:",
-        "ssb:u:255:18:BBBB:1:::::e:::+:::cv25519::",
-        "fpr:::::::::2222222222222222222222222222222222222222:",
-        "sec:u:255:22:CCCC:1::::::scSC:::+:::23::0:",
-        "fpr:::::::::3333333333333333333333333333333333333333:",
-        "uid:u::::1::H::wanted <w@x>::::::::::0:",
-    ])
-    assert repo_tool.find_fingerprint(colons, "wanted <w@x>", primary="sec") == "3" * 40
-    assert repo_tool.find_fingerprint(colons, "other <o@x>", primary="sec") == "1" * 40
-    assert repo_tool.find_fingerprint(colons, "absent", primary="sec") is None
+def built(work: Path, **extra: object) -> Run:
+    run = run_tasks(TASKS, work, dict(extra))
+    assert run.rc == 0, run.output[-4000:]
+    return run
 
 
-def test_release_lists_every_index_with_hashes() -> None:
-    indexes = {"main/binary-amd64/Packages": b"abc\n", "main/binary-amd64/Packages.gz": gzip.compress(b"abc\n")}
-    text = repo_tool.release_text(SPEC, indexes, 0)
-    assert "Suite: all\n" in text and "Components: main\n" in text and "Architectures: amd64\n" in text
-    assert "Date: Thu, 01 Jan 1970 00:00:00 GMT\n" in text
-    abc_sha256 = hashlib.sha256(b"abc\n").hexdigest()
-    assert f" {abc_sha256}        4 main/binary-amd64/Packages\n" in text
+def short_dir() -> Path:
+    """A work directory with a short path: gpg-agent's sockets live in the GnuPG home (108-byte limit)."""
+    return Path(tempfile.mkdtemp(prefix="xo-"))
 
 
-def test_builds_a_signed_repository_apt_can_verify(tmp_path: Path, gnupghome: Path) -> None:
-    report = build(tmp_path, gnupghome)
-    assert report["changed"] is True
-    repo = tmp_path / "mirror" / "oneapi"
-    fingerprint = (repo / "KEY_FINGERPRINT").read_text().strip()
-    assert fingerprint == report["fingerprint"] and len(fingerprint) == 40
-    # The signing key stays outside the served tree.
-    assert not list(repo.rglob("*.key")) and not (repo / "private-keys-v1.d").exists()
+@pytest.fixture(scope="module")
+def first() -> Iterator[tuple[Path, Run]]:
+    work = short_dir()
+    yield work, built(work)
+    shutil.rmtree(work)
 
-    release = verify_inrelease(repo)
-    assert release == (repo / "dists" / "all" / "Release").read_text()
-    release_fields = parse_paragraphs(release.split("MD5Sum:")[0])[0]
-    assert release_fields["Suite"] == "all" and release_fields["Components"] == "main"
-    for line in release.split("SHA256:\n")[1].splitlines():
-        digest, size, name = line.split()
-        data = (repo / "dists" / "all" / name).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == digest and len(data) == int(size)
 
-    packages_file = repo / "dists" / "all" / "main" / "binary-amd64" / "Packages"
+@pytest.fixture
+def work() -> Iterator[Path]:
+    path = short_dir()
+    yield path
+    shutil.rmtree(path)
+
+
+def test_signatures_verify_with_the_exported_key(first: tuple[Path, Run], tmp_path: Path) -> None:
+    work, run = first
+    assert run.changed > 0
+    repo = repo_of(work)
+    ring = keyring(repo, tmp_path / "key.gpg")
+    dists = repo / "dists" / "all"
+    inrelease = subprocess.run(["gpgv", "--keyring", str(ring), "--output", "-", str(dists / "InRelease")],
+                               capture_output=True, text=True, check=True).stdout
+    assert inrelease == (dists / "Release").read_text()
+    subprocess.run(["gpgv", "--keyring", str(ring), str(dists / "Release.gpg"), str(dists / "Release")],
+                   capture_output=True, check=True)
+    # Tampering is caught: the check above can fail.
+    (tmp_path / "Release").write_text((dists / "Release").read_text() + "Extra: field\n")
+    tampered = subprocess.run(["gpgv", "--keyring", str(ring), str(dists / "Release.gpg"), str(tmp_path / "Release")],
+                              capture_output=True, check=False)
+    assert tampered.returncode != 0
+
+
+def test_fingerprint_file_names_the_exported_key_and_the_secret_stays_out(first: tuple[Path, Run]) -> None:
+    work, _ = first
+    repo = repo_of(work)
+    shown = subprocess.run(["gpg", "--batch", "--with-colons", "--show-keys", str(repo / "GPG-PUB-KEY-XPULAB-SANDBOX.PUB")],
+                           capture_output=True, text=True, check=True).stdout
+    fingerprints = [line.split(":")[9] for line in shown.splitlines() if line.startswith("fpr:")]
+    assert (repo / "KEY_FINGERPRINT").read_text().strip() == fingerprints[0]
+    assert len(fingerprints[0]) == 40
+    assert (work / "cache" / "oneapi-signing-gnupg" / "private-keys-v1.d").is_dir()
+    assert not list(repo.rglob("private-keys-v1.d")) and not list(repo.rglob("*.key"))
+
+
+def test_release_and_packages_list_every_file_with_its_hash(first: tuple[Path, Run]) -> None:
+    work, _ = first
+    repo = repo_of(work)
+    dists = repo / "dists" / "all"
+    release = paragraphs((dists / "Release").read_text())[0]
+    assert (release["Suite"], release["Codename"], release["Components"], release["Architectures"]) == ("all", "all", "main", "amd64")
+    listed = [line.split() for line in release["SHA256"].strip().splitlines()]
+    assert {name for _, _, name in listed} == {"main/binary-amd64/Packages", "main/binary-amd64/Packages.gz"}
+    for digest, size, name in listed:
+        data = (dists / name).read_bytes()
+        assert (hashlib.sha256(data).hexdigest(), len(data)) == (digest, int(size))
+
+    packages_file = dists / "main" / "binary-amd64" / "Packages"
     assert gzip.decompress(packages_file.with_suffix(".gz").read_bytes()) == packages_file.read_bytes()
-    packages = {p["Package"]: p for p in parse_paragraphs(packages_file.read_text())}
-    assert set(packages) == {"intel-deep-learning-essentials-2026.1", "intel-deep-learning-essentials-2026.0"}
-    for name, fields in packages.items():
+    packages = {p["Package"]: p for p in paragraphs(packages_file.read_text())}
+    assert set(packages) == {PREFIX + v for v in VERSIONS}
+    for version in VERSIONS:
+        fields = packages[PREFIX + version]
         deb = (repo / fields["Filename"]).read_bytes()
-        assert hashlib.sha256(deb).hexdigest() == fields["SHA256"] and len(deb) == int(fields["Size"])
-        assert fields["Architecture"] == "all"
-        assert "stand-in" in fields["Description"] and "NOT Intel software" in fields["Description"]
-        assert fields["Version"] == f"{name.rsplit('-', 1)[1]}.0-0xpulab1"
+        assert (hashlib.sha256(deb).hexdigest(), len(deb)) == (fields["SHA256"], int(fields["Size"]))
+        assert fields["Version"] == f"{version}.0-0xpulab1" and fields["Architecture"] == "all"
+        assert fields["Conflicts"] == fields["Provides"] == "xpulab-oneapi-standin"
+        assert "NOT Intel software" in fields["Description"]
 
 
-def test_stand_in_setvars_exports_the_version(tmp_path: Path, gnupghome: Path) -> None:
-    build(tmp_path, gnupghome)
-    repo = tmp_path / "mirror" / "oneapi"
-    root = tmp_path / "root"
-    subprocess.run(["dpkg-deb", "--extract", str(repo / SPEC.deb_path("2026.0")), str(root)], check=True)
-    setvars = root / "opt" / "intel" / "oneapi" / "setvars.sh"
-    assert setvars.stat().st_mode & 0o777 == 0o755
-    out = subprocess.run(
-        ["env", "-i", "PATH=/usr/bin:/bin", "bash", "--noprofile", "--norc", "-c", f'. "{setvars}" --force >/dev/null && env'],
-        capture_output=True, text=True, check=True,
-    ).stdout.splitlines()
-    assert "ONEAPI_ROOT=/opt/intel/oneapi" in out
-    assert "XPULAB_ONEAPI_STANDIN=1" in out
-    assert "XPULAB_ONEAPI_STANDIN_VERSION=2026.0" in out
-    listing = subprocess.run(["dpkg-deb", "--contents", str(repo / SPEC.deb_path("2026.0"))],
-                             capture_output=True, text=True, check=True).stdout
+def test_stand_in_installs_a_setvars_that_exports_its_version(first: tuple[Path, Run], tmp_path: Path) -> None:
+    work, _ = first
+    deb = next((repo_of(work) / "pool" / "main").glob(f"{PREFIX}2026.0_*.deb"))
+    listing = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True).stdout
     assert "root/root" in listing and "./opt/intel/oneapi/setvars.sh" in listing
+    subprocess.run(["dpkg-deb", "--extract", str(deb), str(tmp_path)], check=True)
+    setvars = tmp_path / "opt" / "intel" / "oneapi" / "setvars.sh"
+    assert setvars.stat().st_mode & 0o777 == 0o755
+    env = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "bash", "--noprofile", "--norc", "-c",
+                          f'. "{setvars}" --force >/dev/null && env'],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert {"ONEAPI_ROOT=/opt/intel/oneapi", "XPULAB_ONEAPI_STANDIN=1", "XPULAB_ONEAPI_STANDIN_VERSION=2026.0"} <= set(env)
 
 
-def test_rebuilds_only_when_inputs_change(tmp_path: Path, gnupghome: Path) -> None:
-    first = build(tmp_path, gnupghome)
-    repo = tmp_path / "mirror" / "oneapi"
-    deb = repo / SPEC.deb_path("2026.1")
-    before = deb.read_bytes()
-    again = build(tmp_path, gnupghome)
-    assert again["changed"] is False and again["fingerprint"] == first["fingerprint"]
-    assert again["key_generated"] is False
+def test_apt_reads_the_repository_through_a_signed_by_keyring(first: tuple[Path, Run], tmp_path: Path) -> None:
+    """apt-get update in a private apt state: the signature, Release and Packages are accepted."""
+    work, _ = first
+    repo = repo_of(work)
+    ring = keyring(repo, tmp_path / "oneapi.gpg")
+    (tmp_path / "sources.list").write_text(f"deb [signed-by={ring}] file://{repo} all main\n")
+    for sub in ("state/lists/partial", "cache/archives/partial"):
+        (tmp_path / sub).mkdir(parents=True)
+    opts = [f"-oDir::Etc::SourceList={tmp_path / 'sources.list'}", f"-oDir::Etc::SourceParts={tmp_path / 'none'}",
+            f"-oDir::State={tmp_path / 'state'}", f"-oDir::State::status={tmp_path / 'status'}",
+            f"-oDir::Cache={tmp_path / 'cache'}", "-oDebug::NoLocking=1", "-oAPT::Architecture=amd64",
+            "-oAPT::Sandbox::User=root"]
+    (tmp_path / "status").write_text("")
+    update = subprocess.run(["apt-get", *opts, "update"], capture_output=True, text=True, check=False)
+    assert update.returncode == 0 and "W:" not in update.stdout + update.stderr, update.stdout + update.stderr
+    policy = subprocess.run(["apt-cache", *opts, "policy", f"{PREFIX}2026.1"], capture_output=True, text=True, check=True)
+    assert "Candidate: 2026.1.0-0xpulab1" in policy.stdout, policy.stdout
 
-    # A missing file means an incomplete repository: rebuilt, same bytes.
-    (repo / "dists" / "all" / "InRelease").unlink()
-    assert build(tmp_path, gnupghome)["changed"] is True
-    assert (repo / "dists" / "all" / "InRelease").is_file()
-    assert deb.read_bytes() == before
-
-    # A new version is a new input.
-    more = repo_tool.RepoSpec(versions=("2026.1", "2026.0", "2025.3"))
-    assert build(tmp_path, gnupghome, more)["changed"] is True
-    assert (repo / more.deb_path("2025.3")).is_file()
-    assert build(tmp_path, gnupghome, more)["changed"] is False
-    assert build(tmp_path, gnupghome, more, force=True)["changed"] is True
-    assert not list((tmp_path / "mirror").glob(".oneapi.*")), "staging trees left behind"
-
-
-def test_new_signing_key_rebuilds_and_reexports(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    first = build(tmp_path, home)
-    shutil.rmtree(home)
-    second = build(tmp_path, home)
-    assert second["changed"] is True and second["key_generated"] is True
-    assert second["fingerprint"] != first["fingerprint"]
-    repo = tmp_path / "mirror" / "oneapi"
-    assert (repo / "KEY_FINGERPRINT").read_text().strip() == second["fingerprint"]
-    verify_inrelease(repo)
+    # The same repository with another key in the keyring is refused.
+    other = tmp_path / "other.gnupg"
+    other.mkdir(mode=0o700)
+    gpg = ["gpg", "--batch", "--homedir", str(other)]
+    subprocess.run([*gpg, "--passphrase", "", "--pinentry-mode", "loopback", "--quick-generate-key",
+                    "other <other@localhost.invalid>", "ed25519", "sign", "never"], capture_output=True, check=True)
+    subprocess.run([*gpg, "--yes", "--output", str(ring), "--export"], capture_output=True, check=True)
+    subprocess.run(["gpgconf", "--homedir", str(other), "--kill", "gpg-agent"], check=False)
+    refused = subprocess.run(["apt-get", *opts, "update"], capture_output=True, text=True, check=False)
+    assert "NO_PUBKEY" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
 
 
-def test_cli_reports_json_and_errors(tmp_path: Path, gnupghome: Path) -> None:
-    args = ["--repo", str(tmp_path / "r"), "--gnupghome", str(gnupghome)]
-    ok = run_tool(*args, "--version=2026.1", "--arch", "amd64", "--arch", "arm64")
-    assert ok.returncode == 0, ok.stderr
-    report = json.loads(ok.stdout)
-    assert report["changed"] is True
-    assert report["packages"] == {"intel-deep-learning-essentials-2026.1": "2026.1.0-0xpulab1"}
-    assert (tmp_path / "r" / "dists" / "all" / "main" / "binary-arm64" / "Packages").is_file()
-    assert json.loads(run_tool(*args, "--version=2026.1", "--arch", "amd64", "--arch", "arm64").stdout)["changed"] is False
-    bad = run_tool(*args, "--version=latest")
-    assert bad.returncode == 1
-    assert "does not look like YYYY.N" in json.loads(bad.stdout)["msg"]
+def test_rebuilt_only_when_an_input_changes(work: Path) -> None:
+    first_run = built(work)
+    repo = repo_of(work)
+    inrelease = repo / "dists" / "all" / "InRelease"
+    before = inrelease.stat().st_mtime_ns
+    again = built(work)
+    assert again.changed == 0, again.output[-3000:]
+    assert inrelease.stat().st_mtime_ns == before
+
+    # A new package revision is a new input: rebuilt, swapped in, nothing left beside it.
+    bumped = built(work, sandbox_oneapi_package_revision="0xpulab2")
+    assert bumped.changed > 0
+    versions = {p["Version"] for p in paragraphs((repo / "dists/all/main/binary-amd64/Packages").read_text())}
+    assert versions == {f"{v}.0-0xpulab2" for v in VERSIONS}
+    assert sorted(p.name for p in (work / "mirror").iterdir()) == ["oneapi"]
+
+    # A new signing key (its GnuPG home lost) rebuilds and re-exports.
+    old_fingerprint = (repo / "KEY_FINGERPRINT").read_text()
+    shutil.rmtree(work / "cache" / "oneapi-signing-gnupg")
+    assert built(work, sandbox_oneapi_package_revision="0xpulab2").changed > 0
+    assert (repo / "KEY_FINGERPRINT").read_text() != old_fingerprint
+    assert first_run.changed > 0

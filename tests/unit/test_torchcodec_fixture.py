@@ -1,4 +1,4 @@
-"""Unit tests for the TorchCodec stand-in: tools/build-torchcodec-fixture.py (the
+"""Unit tests for the TorchCodec stand-in: tests/fixtures/build-torchcodec-fixture.py (the
 published git repository) and tests/fixtures/torchcodec/setup.py (the build contract,
 with a fake torch and a fake pkg-config; the real compile runs in containers, see the
 fixture's README)."""
@@ -23,7 +23,7 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / "tools" / "build-torchcodec-fixture.py"
+TOOL = ROOT / "tests" / "fixtures" / "build-torchcodec-fixture.py"
 FIXTURE = ROOT / "tests" / "fixtures" / "torchcodec"
 MAIN = "refs/heads/main"
 PR = "refs/pull/558/head"
@@ -33,9 +33,9 @@ TAG = "refs/tags/v0.17.0"
 # fixture changes (on purpose: update them, and the README's table, then);
 # they must never change with the machine, the user's git configuration or
 # the date.
-FIXTURE_MAIN_SHA = "eba5805f602513496494afdc295ac607041b1b51"
-FIXTURE_PR_SHA = "a0d724b87b48d33bf92d2f87b1548bb50153a200"
-FIXTURE_TAG_SHA = "6a2107570f535fae0bbc1d5420e9c2b82609a377"
+FIXTURE_MAIN_SHA = "0575e76887abbf229b95561b8b9063530ea024bd"
+FIXTURE_PR_SHA = "c28bcf4e235ac7f78349e39f06f043424097d57e"
+FIXTURE_TAG_SHA = "5fdfe7f29bb85af0b16d9150a223189168115174"
 
 
 def _load(name: str, path: Path) -> ModuleType:

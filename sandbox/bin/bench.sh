@@ -6,7 +6,7 @@
 # Uses its own artifact cache so your real cache is left alone. Prints one
 # line per run: wall seconds and the PLAY RECAP of each node.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export XPULAB_ARTIFACT_CACHE="${XPULAB_BENCH_CACHE:-$HOME/.cache/xpulab/bench-artifacts}"
 
 run() {  # label, then the command
@@ -21,22 +21,22 @@ run() {  # label, then the command
 
 fresh_nodes() {  # new empty nodes; the mirror (and anything using it) stays up
   local nodes
-  nodes=$(tools/podman ps -a --filter label=xpulab.sandbox=node --format '{{.Names}}')
-  [ -z "$nodes" ] || tools/podman rm -f $nodes >/dev/null
-  ansible-playbook playbooks/sandbox_up.yml >/dev/null
+  nodes=$(sandbox/bin/podman ps -a --filter label=xpulab.sandbox=node --format '{{.Names}}')
+  [ -z "$nodes" ] || sandbox/bin/podman rm -f $nodes >/dev/null
+  ansible-playbook sandbox/playbooks/up.yml >/dev/null
 }
 
 case "${1:-all}" in
   all|cold)
     rm -rf "$XPULAB_ARTIFACT_CACHE"
     fresh_nodes
-    run cold ansible-playbook site.yml -i sandbox
+    run cold ansible-playbook site.yml -i inventories/sandbox
     ;;&
   all|cached)
     fresh_nodes
-    run cached ansible-playbook site.yml -i sandbox
+    run cached ansible-playbook site.yml -i inventories/sandbox
     ;;&
   all|rerun)
-    run rerun ansible-playbook site.yml -i sandbox
+    run rerun ansible-playbook site.yml -i inventories/sandbox
     ;;
 esac

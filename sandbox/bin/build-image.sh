@@ -17,7 +17,7 @@ if "$podman" image exists "$image"; then
 fi
 
 debian_mirror() {
-  # The mirror apt on this machine already uses, unless overridden.
+  # The Debian mirror apt on this machine already uses, unless overridden.
   if [ -n "${XPULAB_DEBIAN_MIRROR:-}" ]; then echo "$XPULAB_DEBIAN_MIRROR"; return; fi
   for f in /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] || continue
