@@ -3,14 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from typing import Any
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.xpulab.gpu.plugins.module_utils.openpgp import (
-    GpgError, export_key, list_keys, normalize_fingerprint, pinned_problem)
-
 DOCUMENTATION = r"""
 ---
 module: xpulab_apt_keyring
@@ -43,7 +35,7 @@ extends_documentation_fragment:
 attributes:
   check_mode: {support: full, description: Reports the change O(dest) would get without writing it.}
   diff_mode: {support: none, description: No diff.}
-  platform: {platforms: posix, description: Needs gpg.}
+  platform: {support: full, platforms: posix, description: Needs gpg.}
 author:
   - xpulab (@xpulab)
 """
@@ -71,8 +63,8 @@ keys:
   contains:
     fingerprint: {description: Upper-case hex fingerprint., type: str}
     validity: {description: "gpg's validity letter: C(e) expired, C(r) revoked, C(-) unknown.", type: str}
-    created: {description: Creation time, seconds since the epoch., type: int}
-    expires: {description: Expiry time, seconds since the epoch; null when it never expires., type: int}
+    created: {description: "Creation time, seconds since the epoch.", type: int}
+    expires: {description: "Expiry time, seconds since the epoch; null when it never expires.", type: int}
     expired: {description: Expired now (by gpg's validity or by the expiry time)., type: bool}
     revoked: {description: Revoked., type: bool}
     uids: {description: User IDs., type: list, elements: str}
@@ -82,6 +74,14 @@ fingerprints:
   type: list
   elements: str
 """
+
+import os
+import tempfile
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.xpulab.gpu.plugins.module_utils.openpgp import (
+    GpgError, export_key, list_keys, normalize_fingerprint, pinned_problem)
 
 
 def main() -> None:
