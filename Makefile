@@ -1,5 +1,6 @@
 # xpulab entry points. `make sandbox` runs the main job on the sandbox lab;
-# `make test` runs lint, unit tests and every molecule scenario.
+# `make test` runs lint, unit tests, ansible-test sanity and every molecule
+# scenario. The tree is also the collection xpulab.gpu (galaxy.yml).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
@@ -13,12 +14,23 @@ export XPULAB_MEDIA_DIR ?= $(CURDIR)/../shared/media
 
 SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns git curl xz-utils ca-certificates make gnupg apt-utils
 
-.PHONY: help deps venv images sandbox sandbox-up sandbox-down lint unit molecule test bench clean-cache
+COLLECTION_DIR := $(CURDIR)/.cache/collection
+SANITY_PYTHON ?= 3.11
+# Paths to leave out of `make sanity` (none: findings are fixed, or ignored
+# with a reason in tests/sanity/ignore-2.19.txt).
+SANITY_EXCLUDE ?=
+# pip version ansible-test bootstraps (ansible_test/_internal/python_requirements.py).
+SANITY_PIP := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(shell sed -n "s/^ *pip='\([0-9.]*\)',$$/\1/p" \
+  $(VENV)/lib/python*/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null)).py
+
+.PHONY: help deps venv images sandbox sandbox-up sandbox-down lint unit sanity collection molecule test bench clean-cache
 
 help:
 	@echo "make sandbox       bring up the sandbox lab and run site.yml on it"
 	@echo "make sandbox-down  remove the sandbox containers"
-	@echo "make test          lint, unit tests and all molecule scenarios"
+	@echo "make test          lint, unit tests, sanity and all molecule scenarios"
+	@echo "make collection    build the xpulab.gpu artifact and install it under .cache/collection"
+	@echo "make sanity        ansible-test sanity on the built artifact"
 	@echo "make bench         time the main job (cold, cached artifact, no change)"
 
 deps:
@@ -55,10 +67,37 @@ lint: venv
 unit: images
 	$(PYTHON) -m pytest -q tests/unit
 
-molecule: images
+# The artifact, installed where molecule/default/molecule.yml points
+# ANSIBLE_COLLECTIONS_PATH (its converge runs xpulab.gpu.site from there).
+collection: venv
+	rm -rf $(COLLECTION_DIR)
+	ansible-galaxy collection build --force --output-path $(COLLECTION_DIR) .
+	ansible-galaxy collection install --no-deps --force -p $(COLLECTION_DIR)/installed $(COLLECTION_DIR)/xpulab-gpu-*.tar.gz
+
+# ansible-test sanity on what ships: the built artifact, unpacked into
+# <tmp>/ansible_collections/xpulab/gpu (outside any git checkout, since
+# ansible-test lists a checkout's files with git). Ignores: tests/sanity/.
+sanity: $(SANITY_PIP)
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && dest=$$dir/ansible_collections/xpulab/gpu && mkdir -p $$dest && \
+	ansible-galaxy collection build --output-path $$dir . >/dev/null && tar -xzf $$dir/xpulab-gpu-*.tar.gz -C $$dest && \
+	cd $$dest && ansible-test sanity --color no --local --python $(SANITY_PYTHON) $(addprefix --exclude ,$(SANITY_EXCLUDE))
+
+# ansible-test bootstraps pip in its per-test venvs (~/.ansible/test/venv,
+# reused between runs) with get-pip.py from ci-files.testing.ansible.com,
+# which CI cannot reach: this stand-in in its cache uses the standard
+# library's ensurepip, then pip installs from PyPI.
+$(SANITY_PIP): | venv
+	mkdir -p $(@D) && printf '%s\n' \
+	  '"""get-pip.py stand-in (xpulab Makefile): ensurepip, then pip install the arguments."""' \
+	  'import subprocess, sys' \
+	  'subprocess.check_call([sys.executable, "-m", "ensurepip", "--upgrade"])' \
+	  'args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]' \
+	  'subprocess.check_call([sys.executable, "-m", "pip", "install", *args])' > $@
+
+molecule: images collection
 	molecule test --all
 
-test: lint unit molecule
+test: lint unit sanity molecule
 
 bench: venv
 	sandbox/bin/bench.sh

@@ -3,13 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import re
-from typing import Any
-
-from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
-
 DOCUMENTATION = r"""
 ---
 module: xpulab_gpu_inventory
@@ -44,7 +37,7 @@ notes:
     on PCI bus 00 (family C(unknown-intel)); whether it has media engines is
     unknown, and it does not count as a media GPU.
 author:
-  - xpulab
+  - xpulab (@xpulab)
 """
 
 EXAMPLES = r"""
@@ -121,9 +114,17 @@ problems:
   sample: ["kernel 6.8.0-45-generic too old for battlemage at 0000:03:00.0 (needs >= 6.11)"]
 """
 
+import os
+import platform
+import re
+from typing import Any, Optional, Tuple
+
+from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
+
+
 Gpu = dict[str, Any]
 # (family, has_media, min_kernel, required_driver)
-Profile = tuple[str | None, bool | None, str | None, str | None]
+Profile = Tuple[Optional[str], Optional[bool], Optional[str], Optional[str]]  # runtime: Python 3.8
 
 # PCI device IDs from the Linux kernel's include/drm/intel/pciids.h
 # (mainline: INTEL_DG2_IDS, INTEL_ATS_M_IDS, INTEL_BMG_IDS, INTEL_PVC_IDS).
@@ -204,7 +205,7 @@ def _hex(text: str | None, width: int = 4) -> str | None:
 def pci_address(device_dir: str) -> str | None:
     """BDF of a PCI device directory: uevent PCI_SLOT_NAME, else its name."""
     for line in (_read(os.path.join(device_dir, "uevent")) or "").splitlines():
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         if key == "PCI_SLOT_NAME" and value:
             return value.lower()
     name = os.path.basename(device_dir).lower()

@@ -3,16 +3,6 @@
 
 from __future__ import annotations
 
-import glob
-import hashlib
-import json
-import os
-import subprocess
-import tempfile
-from typing import Any
-
-from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
-
 DOCUMENTATION = r"""
 ---
 module: xpulab_state
@@ -84,7 +74,7 @@ options:
 notes:
   - Supports check mode.
 author:
-  - xpulab
+  - xpulab (@xpulab)
 """
 
 EXAMPLES = r"""
@@ -113,6 +103,16 @@ drift:
   type: list
   elements: str
 """
+
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
 
 
 def fact_path(facts_dir: str, name: str) -> str:

@@ -1,4 +1,9 @@
-"""Make the project's plugins importable in unit tests."""
+"""Make the project's plugins importable in unit tests.
+
+collections/ holds ansible_collections/xpulab/gpu, a link back to the
+repository root, so `ansible_collections.xpulab.gpu.plugins...` (how the
+modules import plugins/module_utils) resolves to the working tree.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-for sub in ("plugins/filter", "plugins/modules", "tools"):
+for sub in ("collections", "plugins/filter", "plugins/modules", "roles/fleet_report/files", "tools"):
     path = str(ROOT / sub)
     if path not in sys.path:
         sys.path.insert(0, path)

@@ -1,4 +1,4 @@
-"""Unit tests for tools/fleet_report.py (the controller-side fleet report)."""
+"""Unit tests for roles/fleet_report/files/fleet_report.py (the controller-side fleet report)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import fleet_report
+import fleet_report  # roles/fleet_report/files (conftest.py)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "decode_smoke" / "files"))
 import xpulab_decode_smoke as smoke  # type: ignore[import-not-found]  # noqa: E402

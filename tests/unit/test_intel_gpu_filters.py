@@ -1,69 +1,8 @@
-"""Unit tests for roles/intel_gpu/filter_plugins/intel_gpu.py."""
+"""Unit tests for plugins/filter/intel_gpu.py (the intel_gpu role's filter)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "roles" / "intel_gpu" / "filter_plugins"))
-
-import intel_gpu as f  # type: ignore[import-not-found]  # noqa: E402
-
-INTEL = "1C1B89D02C929514698AA8059B10C065DBB72B06"
-DEBIAN_12 = "4D64FEC119C2029067D6E791F8D2585B8783D481"
-
-# `gpg --show-keys --with-colons` of Intel's intel-graphics.key (gpg 2.2.40).
-INTEL_COLONS = """\
-pub:-:2048:1:9B10C065DBB72B06:1598545209:::-:::scESC::::::23::0:
-fpr:::::::::1C1B89D02C929514698AA8059B10C065DBB72B06:
-uid:-::::1598545209::EFFC2039CF982E670EFDA4473A2C1169C88A989F::Intel Corporation (repositories.intel.com key) <graphics-support@intel.com>::::::::::0:
-sub:-:2048:1:DCA3C02757BFDC7F:1598545209::::::e::::::23:
-fpr:::::::::853C36C5C3A5EA57D57EFB14DCA3C02757BFDC7F:
-"""
-# The same key followed by Debian 12's release key, in one file.
-TWO_KEYS_COLONS = INTEL_COLONS + """\
-pub:-:255:22:F8D2585B8783D481:1674492243:1926780243::-:::scSC:::::ed25519:::0:
-fpr:::::::::4D64FEC119C2029067D6E791F8D2585B8783D481:
-uid:-::::1674492243::F511AE250D42128C160F8195C731AFD9683AA6CB::Debian Stable Release Key (12/bookworm) <debian-release@lists.debian.org>::::::::::0:
-"""
-
-
-def test_primary_fingerprint_of_intels_key() -> None:
-    assert f.primary_fingerprints(INTEL_COLONS) == [INTEL]
-
-
-def test_subkey_fingerprints_are_not_primary_keys() -> None:
-    assert "853C36C5C3A5EA57D57EFB14DCA3C02757BFDC7F" not in f.primary_fingerprints(INTEL_COLONS)
-
-
-def test_every_primary_key_of_a_file_is_listed() -> None:
-    assert f.primary_fingerprints(TWO_KEYS_COLONS.splitlines()) == [INTEL, DEBIAN_12]
-
-
-def test_no_key() -> None:
-    assert f.primary_fingerprints("") == []
-    assert f.primary_fingerprints(["tru::1:1700000000:0:3:1:5"]) == []
-
-
-def test_secret_key_listing_counts_as_primary() -> None:
-    assert f.primary_fingerprints(["sec:u:255:22:AA:1::::::", "fpr:::::::::ABCDEF:"]) == ["ABCDEF"]
-
-
-@pytest.mark.parametrize(
-    "given",
-    [INTEL, INTEL.lower(), "1C1B 89D0 2C92 9514 698A  A805 9B10 C065 DBB7 2B06", "0x" + INTEL],
-)
-def test_normalize_fingerprint(given: str) -> None:
-    assert f.normalize_fingerprint(given) == INTEL
-
-
-def test_normalize_keeps_garbage_recognisable() -> None:
-    assert f.normalize_fingerprint(None) == ""
-    assert f.normalize_fingerprint("SET-ME") == "SET-ME"
-
+import intel_gpu as f  # type: ignore[import-not-found]
 
 OWN = "/etc/apt/sources.list.d/xpulab-debian-non-free.sources"
 WANTED = [
@@ -134,8 +73,4 @@ def test_other_mirrors_and_source_entries() -> None:
 
 def test_filter_plugin_entry_point() -> None:
     filters = f.FilterModule().filters()
-    assert set(filters) == {
-        "intel_gpu_primary_fingerprints",
-        "intel_gpu_normalize_fingerprint",
-        "intel_gpu_apt_missing_sources",
-    }
+    assert set(filters) == {"intel_gpu_apt_missing_sources"}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,9 @@ import yaml  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "intel_gpu"
-sys.path.insert(0, str(ROLE / "filter_plugins"))
 
-import intel_gpu as filters  # type: ignore[import-not-found]  # noqa: E402
+import intel_gpu as filters  # type: ignore[import-not-found]  # noqa: E402  (plugins/filter, conftest.py)
+from ansible_collections.xpulab.gpu.plugins.module_utils.openpgp import normalize_fingerprint  # noqa: E402
 
 INTEL_FINGERPRINT = "1C1B89D02C929514698AA8059B10C065DBB72B06"
 KEY_FILE = ROOT / "molecule" / "intel_gpu" / "files" / "intel-graphics.key"
@@ -259,5 +258,5 @@ def openpgp_v4_fingerprint(armored: str) -> str:
 
 def test_pinned_fingerprint_is_intels_published_key() -> None:
     defaults = load_yaml(ROLE / "defaults" / "main.yml")
-    assert filters.normalize_fingerprint(defaults["intel_gpu_ubuntu_key_fingerprint"]) == INTEL_FINGERPRINT
+    assert normalize_fingerprint(defaults["intel_gpu_ubuntu_key_fingerprint"]) == INTEL_FINGERPRINT
     assert openpgp_v4_fingerprint(KEY_FILE.read_text()) == INTEL_FINGERPRINT

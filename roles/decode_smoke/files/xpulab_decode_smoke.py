@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Decode smoke test for xpulab TorchCodec nodes.
 
 ``dump``   decodes a frame range and writes raw RGB24 (NHWC, uint8), like the
@@ -200,7 +199,7 @@ def list_devices(torch_module: Any) -> list[str]:
 
 
 def device_present(torch_module: Any, device: str) -> bool:
-    kind, _, index = device.partition(":")
+    kind, _sep, index = device.partition(":")
     if kind == "cpu":
         return True
     return _device_count(torch_module, kind) > (int(index) if index else 0)
@@ -425,7 +424,7 @@ def load_backend() -> Backend:
 
 
 def _device_name(torch_module: Any, device: str) -> str | None:
-    kind, _, index = device.partition(":")
+    kind, _sep, index = device.partition(":")
     try:
         return str(getattr(torch_module, kind).get_device_name(int(index or 0)))
     except Exception:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run TorchCodec's own test suite on a node and sort the failures.
 
     xpulab_torchcodec_tests.py --tests-dir CHECKOUT/test --known-failures FILE.json
@@ -360,7 +359,7 @@ def summary(data: Mapping[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", maxsplit=1)[0])
     parser.add_argument("--tests-dir", type=Path, required=True, help="the checkout's test directory")
     parser.add_argument("--known-failures", type=Path, required=True, help="JSON list of known failures")
     parser.add_argument("--family", action="append", required=True,

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Fleet report: one Markdown and one HTML page from the per-node JSON files.
 
 Each file in --reports-dir is named <inventory_hostname>.json and holds what
@@ -199,7 +198,7 @@ def analyse(name: str, data: Json) -> Node:
     for device in sorted(names, key=device_key):
         entry = entries.get(device, {})
         results = [(str(c.get("name")), (c.get("results") or {}).get(device)) for c in clips]
-        statuses = [r.get("status") if r else None for _, r in results]
+        statuses = [r.get("status") if r else None for _name, r in results]
         first = results[0][1] if results else None
         fps = first.get("fps") if first else None
         required = bool(entry.get("required"))
@@ -372,7 +371,7 @@ def render_markdown(fleet: Fleet) -> str:
     lines = [f"# {md_escape(fleet.title)}", "", f"**{md_escape(verdict(fleet))}**", ""]
     lines.append("| " + " | ".join(md_escape(h) for h in header) + " |")
     lines.append("|" + " --- |" * len(header))
-    lines += ["| " + " | ".join(md_escape(text) for text, _ in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_escape(text) for text, _cls in row) + " |" for row in rows]
     lines += ["", md_escape(fps_note(fleet)), "", "## Failures", ""]
     failures = [f for node in fleet.nodes for f in node.failures]
     lines += [f"- {md_escape(failure_text(f))}" for f in failures] or ["None."]

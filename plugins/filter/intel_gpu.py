@@ -1,8 +1,5 @@
-"""Filters of the intel_gpu role: parse read-only probes into decisions.
+"""Filter of the intel_gpu role: parse a read-only probe into a decision.
 
-- ``intel_gpu_primary_fingerprints``: primary-key fingerprints in the output
-  of ``gpg --show-keys --with-colons`` (subkeys are not keys apt trusts on
-  their own, so they are left out).
 - ``intel_gpu_apt_missing_sources``: the deb822 stanzas still needed so that
   every wanted (suite, component) pair is enabled, given what
   ``apt-get indextargets`` says the node's other sources already enable.
@@ -18,33 +15,6 @@ def _lines(text: str | Iterable[str]) -> list[str]:
     if isinstance(text, str):
         return text.splitlines()
     return [str(line) for line in text]
-
-
-def primary_fingerprints(colons: str | Iterable[str]) -> list[str]:
-    """Fingerprints (upper-case hex) of the primary keys in gpg colon output.
-
-    A ``fpr`` record belongs to the ``pub``/``sub``/``sec``/``ssb`` record
-    before it; only those after ``pub`` (or ``sec``) are primary keys.
-    """
-    found: list[str] = []
-    owner = ""
-    for line in _lines(colons):
-        fields = line.split(":")
-        kind = fields[0]
-        if kind in {"pub", "sub", "sec", "ssb"}:
-            owner = kind
-        elif kind == "fpr" and owner in {"pub", "sec"}:
-            if len(fields) > 9 and fields[9]:
-                found.append(fields[9].upper())
-            owner = ""  # one fingerprint per key record
-    return found
-
-
-def normalize_fingerprint(value: Any) -> str:
-    """'1c1b 89d0 ...' or '0x1C1B...' -> '1C1B89D0...'; anything else as text."""
-    text = "" if value is None else str(value)
-    text = text.replace(" ", "").replace(":", "").upper()
-    return text[2:] if text.startswith("0X") else text
 
 
 def apt_missing_sources(
@@ -95,7 +65,5 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {
-            "intel_gpu_primary_fingerprints": primary_fingerprints,
-            "intel_gpu_normalize_fingerprint": normalize_fingerprint,
             "intel_gpu_apt_missing_sources": apt_missing_sources,
         }
