@@ -159,7 +159,7 @@ def cdi_spec(gpus: list[Gpu], vendor: str = "intel.com", cls: str = "gpu", cdi_v
                f"# Use: podman run --device {kind}=<name> ...   (Docker: with CDI enabled)"]
     comment += [f"#   {row['name']}: {row['pci_address'] or 'no PCI address'} ({row['render_node']}"
                 + (f", {row['card_node']})" if row["card_node"] else ")") for row in table]
-    names = [name for name, _ in named]
+    names = [name for name, _gpu in named]
     return {"spec": spec if ordered else None, "kind": kind, "cdi_version": cdi_version, "devices": names,
             "qualified_devices": [f"{kind}={name}" for name in names], "gpus": table,
             "comment": "\n".join(comment) + "\n"}
