@@ -1,8 +1,8 @@
-"""Unit tests for plugins/filter/intel_gpu.py (the intel_gpu role's filter)."""
+"""Unit tests for the intel_gpu filter in plugins/filter/xpulab.py."""
 
 from __future__ import annotations
 
-import intel_gpu as f  # type: ignore[import-not-found]
+import xpulab as f  # type: ignore[import-not-found]
 
 OWN = "/etc/apt/sources.list.d/xpulab-debian-non-free.sources"
 WANTED = [
@@ -73,4 +73,4 @@ def test_other_mirrors_and_source_entries() -> None:
 
 def test_filter_plugin_entry_point() -> None:
     filters = f.FilterModule().filters()
-    assert set(filters) == {"intel_gpu_apt_missing_sources"}
+    assert filters["intel_gpu_apt_missing_sources"] is f.apt_missing_sources

@@ -22,7 +22,7 @@ import yaml  # type: ignore[import-untyped]
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "intel_gpu"
 
-import intel_gpu as filters  # type: ignore[import-not-found]  # noqa: E402  (plugins/filter, conftest.py)
+import xpulab as filters  # type: ignore[import-not-found]  # noqa: E402  (plugins/filter, conftest.py)
 from ansible_collections.xpulab.gpu.plugins.module_utils.openpgp import normalize_fingerprint  # noqa: E402
 
 INTEL_FINGERPRINT = "1C1B89D02C929514698AA8059B10C065DBB72B06"
