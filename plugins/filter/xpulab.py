@@ -11,6 +11,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 
 def pick_builders(
@@ -114,6 +115,14 @@ def tree_digest(paths: str | Iterable[str]) -> str:
     return digest.hexdigest()
 
 
+def pip_index_args(index_url: str, extra_index_urls: Iterable[str] = ()) -> list[str]:
+    """pip's --index-url, each --extra-index-url, and --trusted-host for every http:// index host."""
+    extra = list(extra_index_urls)
+    hosts = dict.fromkeys(urlsplit(url).hostname for url in [index_url, *extra] if url.lower().startswith("http://"))
+    return (["--index-url", index_url] + [arg for url in extra for arg in ("--extra-index-url", url)]
+            + [arg for host in hosts if host for arg in ("--trusted-host", host)])
+
+
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -179,4 +188,5 @@ class FilterModule:
             "xpulab_compat_describe": compat_describe,
             "xpulab_tree_digest": tree_digest,
             "intel_gpu_apt_missing_sources": apt_missing_sources,
+            "xpulab_pip_index_args": pip_index_args,
         }

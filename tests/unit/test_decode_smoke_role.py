@@ -1,0 +1,84 @@
+"""The decode_smoke role requires an xpu:N for every media GPU of the node's GPU inventory.
+
+The role's own expressions (vars/main.yml and the argv of "Run the decode
+smoke test") are rendered with Ansible's templar against a fake
+ansible_local.xpulab_intel_gpu fact shaped like the intel_gpu role writes it
+(the xpulab_gpu_inventory module's `gpus`). That the CLI then fails on a
+missing required device is shown in test_decode_smoke.py
+(test_required_absent_device_fails).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+from ansible_templar import ROOT, render, role_files
+
+TASKS = yaml.safe_load((ROOT / "roles/decode_smoke/tasks/main.yml").read_text())
+RUN = next(task for task in TASKS if task["name"] == "Run the decode smoke test")
+SANDBOX = ROOT / "inventories/sandbox/group_vars/all/decode_smoke.yml"
+
+
+def gpu(vendor: str, family: str | None, has_media: bool | None, render_node: str) -> dict[str, Any]:
+    """One item of the fact's gpus, as xpulab_gpu_inventory describes a GPU (the fields used here)."""
+    return {"vendor": vendor, "family": family, "has_media": has_media, "render_node": render_node}
+
+
+ARC = gpu("intel", "alchemist", True, "/dev/dri/renderD128")
+FLEX = gpu("intel", "flex", True, "/dev/dri/renderD130")
+MAX = gpu("intel", "max", False, "/dev/dri/renderD129")
+NVIDIA = gpu("nvidia", None, None, "/dev/dri/renderD131")
+
+
+def fact(*gpus: dict[str, Any]) -> dict[str, Any]:
+    return {"ansible_local": {"xpulab_intel_gpu": {"gpus": list(gpus)}}}
+
+
+def smoke_argv(data: dict[str, Any], group_vars: bool = False) -> tuple[list[str], list[str]]:
+    """(the role's required devices, the smoke command's argv) for these variables."""
+    files = role_files("decode_smoke") + ([SANDBOX] if group_vars else [])
+    out = render({"required": "{{ __decode_smoke_required }}", "argv": RUN["ansible.builtin.command"]["argv"]},
+                 files=files, templates=RUN["vars"],
+                 data={"xpulab_mirror_url": "http://127.0.0.1:8080", **data})
+    return out["required"], out["argv"]
+
+
+def required_option(argv: list[str]) -> str | None:
+    return argv[argv.index("--require-device") + 1] if "--require-device" in argv else None
+
+
+def test_two_media_gpus_require_xpu0_and_xpu1() -> None:
+    required, argv = smoke_argv(fact(ARC, MAX, FLEX, NVIDIA))
+    assert required == ["xpu:0", "xpu:1"]
+    assert required_option(argv) == "xpu:0,xpu:1"
+    assert argv[:2] == ["/usr/local/bin/xpulab-decode-smoke", "report"]
+
+
+@pytest.mark.parametrize("data", [fact(), fact(MAX, NVIDIA), {"ansible_local": {}}, {}],
+                         ids=["no-gpus", "no-media-gpus", "no-intel-gpu-fact", "no-local-facts"])
+def test_no_media_gpu_requires_nothing(data: dict[str, Any]) -> None:
+    required, argv = smoke_argv(data)
+    assert required == []
+    assert "--require-device" not in argv
+
+
+def test_users_devices_come_first_and_are_not_repeated() -> None:
+    required, argv = smoke_argv({**fact(ARC, FLEX), "decode_smoke_require_devices": ["xpu:1", "cuda:0"]})
+    assert required == ["xpu:1", "cuda:0", "xpu:0"]
+    assert required_option(argv) == "xpu:1,cuda:0,xpu:0"
+
+
+def test_switch_off_keeps_only_the_users_devices() -> None:
+    data = {**fact(ARC, FLEX), "decode_smoke_require_media_gpus": False}
+    assert smoke_argv(data) == ([], smoke_argv({**data, "ansible_local": {}})[1])
+    required, argv = smoke_argv({**data, "decode_smoke_require_devices": ["cuda:0"]})
+    assert (required, required_option(argv)) == (["cuda:0"], "cuda:0")
+
+
+def test_sandbox_nodes_without_gpus_list_xpu0_without_requiring_it() -> None:
+    required, argv = smoke_argv(fact(), group_vars=True)
+    assert required == []
+    assert argv[argv.index("--devices") + 1] == "cpu,xpu:0"
+    assert "--require-device" not in argv
