@@ -47,10 +47,10 @@ def compat_matches(
 ) -> list[dict[str, Any]]:
     """Rows of a compatibility table that cover a combination.
 
-    A row names a ``method`` (source or plugin) and a ``torchcodec`` ref or
-    version, and lists the ``torch`` and ``ffmpeg`` versions known to work
-    with it. A listed version matches a given one when it is equal to it or
-    a dotted prefix of it ("2.14" covers "2.14.1", "7" covers "7.1.5").
+    A row names a ``method`` and a ``torchcodec`` full commit sha (source; its
+    ``ref`` is a label) or version (plugin), and lists the ``torch`` and
+    ``ffmpeg`` versions known to work with it. A listed version matches one
+    equal to it or of which it is a dotted prefix ("2.14" covers "2.14.1").
     """
     return [
         dict(row)
@@ -69,8 +69,8 @@ def compat_describe(rows: Iterable[Mapping[str, Any]], method: str | None = None
         if method is not None and row.get("method") != method:
             continue
         lines.append(
-            f"- {row.get('method')} {row.get('torchcodec')}: torch {_join(row.get('torch'))}, "
-            f"FFmpeg {_join(row.get('ffmpeg'))}"
+            f"- {row.get('method')} {row.get('torchcodec')}{' (' + str(row['ref']) + ')' if row.get('ref') else ''}: "
+            f"torch {_join(row.get('torch'))}, FFmpeg {_join(row.get('ffmpeg'))}"
             + (f", oneAPI {row['oneapi']}" if row.get("oneapi") else "")
             + f" ({row.get('source', 'no source given')})"
         )

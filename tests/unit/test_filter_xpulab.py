@@ -39,23 +39,28 @@ def test_registered_as_ansible_filter() -> None:
     assert xpulab.FilterModule().filters()["xpulab_pick_builders"] is xpulab.pick_builders
 
 
+SEED = "b01942c677c7660b54a925cccbe927a78c783287"
 ROWS = [
     {"method": "plugin", "torchcodec": "0.17.0", "torch": ["2.14"], "ffmpeg": ["6", "7", "8", "9"], "source": "PyPI"},
-    {"method": "source", "torchcodec": "refs/pull/558/head", "torch": ["2.8"], "ffmpeg": ["6.1.2"],
+    {"method": "source", "torchcodec": SEED, "ref": "refs/pull/558/head", "torch": ["2.8"], "ffmpeg": ["6.1.2"],
      "oneapi": "2025.1", "source": "seed"},
 ]
 
 
 def test_compat_prefix_matching() -> None:
     assert xpulab.compat_matches(ROWS, "plugin", "0.17.0", "2.14.1", "7.1.5") == [ROWS[0]]
-    assert xpulab.compat_matches(ROWS, "source", "refs/pull/558/head", "2.8.0", "6.1.2") == [ROWS[1]]
+    assert xpulab.compat_matches(ROWS, "source", SEED, "2.8.0", "6.1.2") == [ROWS[1]]
 
 
 def test_compat_rejects_near_misses() -> None:
     assert xpulab.compat_matches(ROWS, "plugin", "0.17.0", "2.13.0", "7.1.5") == []
     assert xpulab.compat_matches(ROWS, "plugin", "0.17.0", "2.140", "7.1.5") == []
     assert xpulab.compat_matches(ROWS, "plugin", "0.17.0", "2.14.1", "10.0") == []
-    assert xpulab.compat_matches(ROWS, "source", "refs/pull/558/head", "2.8.0", "6.1.1") == []
+    assert xpulab.compat_matches(ROWS, "source", SEED, "2.8.0", "6.1.1") == []
+    # Source rows are keyed by commit: the ref is a label, and another commit (or a short one) is not covered.
+    assert xpulab.compat_matches(ROWS, "source", "refs/pull/558/head", "2.8.0", "6.1.2") == []
+    assert xpulab.compat_matches(ROWS, "source", SEED[:7], "2.8.0", "6.1.2") == []
+    assert xpulab.compat_matches(ROWS, "source", "f06c28684edd0570cb44e9d7cbe440b60e37ff0e", "2.8.0", "6.1.2") == []
     assert xpulab.compat_matches(ROWS, "plugin", "0.16.0", "2.14.1", "7.1.5") == []
 
 
@@ -66,5 +71,6 @@ def test_compat_scalar_entries() -> None:
 
 def test_compat_describe_lists_rows_of_a_method() -> None:
     text = xpulab.compat_describe(ROWS, "source")
-    assert text == "- source refs/pull/558/head: torch 2.8, FFmpeg 6.1.2, oneAPI 2025.1 (seed)"
+    assert text == f"- source {SEED} (refs/pull/558/head): torch 2.8, FFmpeg 6.1.2, oneAPI 2025.1 (seed)"
     assert len(xpulab.compat_describe(ROWS).splitlines()) == 2
+    assert xpulab.compat_describe(ROWS, "plugin").startswith("- plugin 0.17.0: torch 2.14, FFmpeg 6/7/8/9 (PyPI)")

@@ -10,6 +10,7 @@ import http.server
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tests" / "fixtures" / "build-torchcodec-fixture.py"
@@ -453,6 +455,23 @@ def test_real_fixture_has_the_published_commit_ids(tmp_path: Path) -> None:
     refs = refs_of(publish(FIXTURE, tmp_path / "torchcodec.git"))
     assert refs == {MAIN: FIXTURE_MAIN_SHA, PR: FIXTURE_PR_SHA, TAG: FIXTURE_TAG_SHA}, (
         "tests/fixtures/torchcodec changed: if on purpose, update FIXTURE_*_SHA here")
+
+
+def test_sandbox_pins_the_fixture_commits(tmp_path: Path) -> None:
+    """The sandbox and the torchcodec scenario pin these commits (torchcodec_git_commit, compatibility rows,
+    known failures), including the ones the scenario moves refs/pull/558/head to."""
+    group_vars = ROOT / "inventories" / "sandbox" / "group_vars" / "all"
+    pinned = yaml.safe_load((group_vars / "torchcodec_fixture.yml").read_text())["xpulab_torchcodec_fixture_commits"]
+    dest = tmp_path / "torchcodec.git"
+    refs = refs_of(publish(FIXTURE, dest))
+    assert pinned == {
+        "main": refs[MAIN], "pull_558": refs[PR], "tag_v0_17_0": refs[TAG],
+        "pull_558_advanced": refs_of(publish(FIXTURE, dest, "--advance", PR))[PR],
+        "pull_558_failing_test": refs_of(publish(FIXTURE, dest, "--add-failing-test", PR))[PR],
+    }, "tests/fixtures/torchcodec changed: update xpulab_torchcodec_fixture_commits and the shas that use them"
+    for path in [*group_vars.glob("torchcodec*.yml"), *(ROOT / "molecule" / "torchcodec" / "vars").glob("*.yml")]:
+        for sha in re.findall(r"\b[0-9a-f]{40}\b", path.read_text()):
+            assert sha in pinned.values(), f"{path.relative_to(ROOT)}: {sha} is not a commit of the fixture"
 
 
 def test_real_fixture_variants(tmp_path: Path) -> None:
