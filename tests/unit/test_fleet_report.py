@@ -521,3 +521,39 @@ def test_script_runs_as_a_command(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("# lab A\n\n**PASS: all 2 nodes passed")
+
+
+# ------------------------------------------------- the role: this run only
+
+
+def test_summary_covers_this_run_only(tmp_path: Path) -> None:
+    """playbooks/report.yml after a run where n2 failed: n2 shows as not reporting, a stale n3 is gone."""
+    root = Path(__file__).resolve().parents[2]
+    reports = tmp_path / "reports"
+    (reports / "nodes").mkdir(parents=True)
+    stale = {"node": "n2", "smoke": {"status": "passed", "devices": [], "clips": []}}
+    (reports / "nodes" / "n2.json").write_text(json.dumps(stale))
+    (reports / "nodes" / "n3.json").write_text(json.dumps({**stale, "node": "n3"}))
+    (tmp_path / "hosts.ini").write_text(
+        "[xpulab_nodes]\nn1\nn2\n[xpulab_nodes:vars]\nansible_connection=local\n"
+        f"ansible_python_interpreter={sys.executable}\n"
+    )
+    smoke_ok = {"status": "passed", "devices": [{"device": "cpu", "status": "passed"}],
+                "clips": [{"name": CLIP, "results": {"cpu": result()}}]}
+    (tmp_path / "run.yml").write_text(json.dumps([
+        {"hosts": "xpulab_nodes", "gather_facts": False, "tasks": [
+            {"ansible.builtin.fail": {"msg": "earlier role failed"}, "when": "inventory_hostname == 'n2'"},
+            {"ansible.builtin.set_fact": {"decode_smoke_result": smoke_ok}}]},
+        {"ansible.builtin.import_playbook": str(root / "playbooks" / "report.yml")},
+    ]))
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(tmp_path / "hosts.ini"), str(tmp_path / "run.yml")],
+        cwd=root, capture_output=True, text=True, timeout=300, check=False,
+        env={**__import__("os").environ, "XPULAB_REPORT_DIR": str(reports), "ANSIBLE_NOCOLOR": "1"},
+    )
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert sorted(p.name for p in (reports / "nodes").iterdir()) == ["n1.json", "n2.json"]
+    summary = (reports / "fleet-summary.md").read_text()
+    assert "1 of 2 nodes passed" in summary, summary
+    assert "did not report in this run" in summary, summary
+    assert "n3" not in summary

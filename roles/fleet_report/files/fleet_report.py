@@ -190,7 +190,7 @@ def analyse(name: str, data: Json) -> Node:
     smoke = data.get("smoke")
     node = Node(name=name, data=data, smoke=smoke)
     if smoke is None:
-        node.failures.append(Failure(name, NONE, NONE, "no smoke report"))
+        node.failures.append(Failure(name, NONE, NONE, str(data.get("error") or "no smoke report")))
         return node
     clips: list[Json] = smoke.get("clips") or []
     entries = {d["device"]: d for d in smoke.get("devices") or []}
