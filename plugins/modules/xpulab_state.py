@@ -23,13 +23,14 @@ options:
     description:
       - C(probe) reads and compares (changes nothing unless C(invalidate_on_drift)).
       - C(record) writes the record after a complete run.
+      - C(invalidate) clears the recorded fingerprint, so the role runs next
+        time (a later role found it broken).
     type: str
-    choices: [probe, record]
+    choices: [probe, record, invalidate]
     default: probe
   fingerprint:
-    description: The fingerprint of this run.
+    description: The fingerprint of this run (required to probe and record).
     type: str
-    required: true
   files:
     description:
       - Files the role owns. Each must exist, and the probe compares its
@@ -177,8 +178,8 @@ def find_drift(params: dict[str, Any], record: dict[str, Any]) -> list[str]:
             drift.append(f"{path} is missing")
         elif recorded_files.get(path) != digest:
             drift.append(f"{path} changed since it was recorded")
-    for pattern in params["paths"]:
-        if not glob.glob(pattern):
+    for pattern in params["paths"]:  # a dangling symbolic link is missing too
+        if not any(os.path.exists(path) for path in glob.glob(pattern)):
             drift.append(f"{pattern} is missing")
     for pattern in params["absent"]:
         if os.path.lexists(pattern) or glob.glob(pattern):
@@ -230,6 +231,11 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     record = read_record(path)
     recorded = record.get("fingerprint")
     result: dict[str, Any] = {"changed": False, "recorded": recorded, "path": path}
+    if params["state"] == "invalidate":
+        result["changed"] = recorded is not None
+        if result["changed"] and not module.check_mode:
+            write_record(path, {**record, "fingerprint": None})
+        return result
     if params["state"] == "record":
         files: dict[str, str] = {}
         for file in params["files"]:
@@ -260,8 +266,8 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "name": {"type": "str", "required": True},
-            "state": {"type": "str", "choices": ["probe", "record"], "default": "probe"},
-            "fingerprint": {"type": "str", "required": True},
+            "state": {"type": "str", "choices": ["probe", "record", "invalidate"], "default": "probe"},
+            "fingerprint": {"type": "str"},
             "files": {"type": "list", "elements": "path", "default": []},
             "paths": {"type": "list", "elements": "str", "default": []},
             "absent": {"type": "list", "elements": "str", "default": []},
@@ -271,6 +277,7 @@ def main() -> None:
             "invalidate_on_drift": {"type": "bool", "default": True},
             "facts_dir": {"type": "path", "default": "/etc/ansible/facts.d"},
         },
+        required_if=[("state", "probe", ["fingerprint"]), ("state", "record", ["fingerprint"])],
         supports_check_mode=True,
     )
     module.exit_json(**run(module))

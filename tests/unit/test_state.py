@@ -142,3 +142,29 @@ def test_tree_digest_follows_names_and_contents(tmp_path: Path) -> None:
     assert xpulab.tree_digest([str(role), str(role)]) != xpulab.tree_digest(str(role))
     with pytest.raises(ValueError, match="is not a directory"):
         xpulab.tree_digest(str(tmp_path / "missing"))
+
+
+def test_dangling_link_is_a_missing_path(tmp_path: Path) -> None:
+    python = tmp_path / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.symlink_to(tmp_path / "gone" / "python3.11")
+    run(tmp_path, state="record", fingerprint="aaa")
+    rc, result = run(tmp_path, fingerprint="aaa", paths=[str(python), str(tmp_path / "venv" / "bin" / "py*")])
+    assert rc == 0 and result["settled"] is False
+    assert result["drift"] == [f"{python} is missing", f"{tmp_path}/venv/bin/py* is missing"]
+
+
+def test_invalidate_clears_the_record_once(tmp_path: Path, owned: Path) -> None:
+    run(tmp_path, state="record", fingerprint="aaa", files=[str(owned)])
+    rc, result = run(tmp_path, state="invalidate")
+    assert rc == 0 and result["changed"] is True
+    assert json.loads((tmp_path / "facts" / "xpulab_state_demo.fact").read_text())["fingerprint"] is None
+    rc, result = run(tmp_path, state="invalidate")
+    assert rc == 0 and result["changed"] is False
+    rc, result = run(tmp_path, fingerprint="aaa", files=[str(owned)])
+    assert result["settled"] is False and result["drift"][0] == "no complete run recorded"
+
+
+def test_probe_needs_a_fingerprint(tmp_path: Path) -> None:
+    rc, result = run(tmp_path)
+    assert rc == 1 and "fingerprint" in result["msg"]
