@@ -23,7 +23,7 @@ SANITY_EXCLUDE ?=
 SANITY_PIP := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(shell sed -n "s/^ *pip='\([0-9.]*\)',$$/\1/p" \
   $(VENV)/lib/python*/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null)).py
 
-.PHONY: help deps venv images sandbox sandbox-up sandbox-down lint unit sanity collection molecule test bench clean-cache
+.PHONY: help deps venv images mirror sandbox sandbox-up sandbox-down lint unit sanity collection molecule faults faults-ci test bench clean-cache
 
 help:
 	@echo "make sandbox       bring up the sandbox lab and run site.yml on it"
@@ -31,6 +31,7 @@ help:
 	@echo "make test          lint, unit tests, sanity and all molecule scenarios"
 	@echo "make collection    build the xpulab.gpu artifact and install it under .cache/collection"
 	@echo "make sanity        ansible-test sanity on the built artifact"
+	@echo "make faults        the fault suite (ansible-runner jobs against podman nodes); faults-ci: CI's subset"
 	@echo "make bench         time the main job (cold, cached artifact, no change)"
 
 deps:
@@ -97,7 +98,18 @@ $(SANITY_PIP): | venv
 molecule: images collection
 	molecule test --all
 
-test: lint unit sanity molecule
+mirror: images
+	ansible-playbook sandbox/playbooks/mirror.yml
+
+# The fault suite (tests/faults, README's table): every case; faults-ci
+# leaves out the cases marked slow (minutes each: builds, converged nodes).
+faults: mirror
+	cd tests/faults && $(PYTHON) -m pytest -q -ra
+
+faults-ci: mirror
+	cd tests/faults && $(PYTHON) -m pytest -q -ra -m "not slow"
+
+test: lint unit sanity molecule faults-ci
 
 bench: venv
 	sandbox/bin/bench.sh

@@ -1,0 +1,76 @@
+"""Faults during a run: a second run at the same time, and a disk too full for a build.
+
+Driven through ansible_runner (run and run_async) against fresh podman nodes;
+`site.yml --tags ffmpeg` keeps each case to preflight plus the ffmpeg role.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import ansible_runner
+from harness import ENV, ROOT, Node, inventory, run
+
+
+def empty_cache(tmp_path: Path) -> dict[str, str]:
+    """An empty controller artifact cache, so the node must build FFmpeg."""
+    (tmp_path / "artifacts").mkdir(exist_ok=True)
+    return {"XPULAB_ARTIFACT_CACHE": str(tmp_path / "artifacts")}
+
+
+def test_second_run_stops_naming_the_holder(tmp_path: Path, make_node: Callable[..., Node]) -> None:
+    node = make_node()
+    hosts = inventory(tmp_path, [node.name])
+    (tmp_path / "a").mkdir()
+    cancel = threading.Event()
+    thread, first = ansible_runner.run_async(
+        private_data_dir=str(tmp_path / "a"), project_dir=str(ROOT), playbook=str(ROOT / "site.yml"),
+        inventory=str(hosts), tags="ffmpeg", envvars={**ENV, **empty_cache(tmp_path)}, quiet=True,
+        cancel_callback=cancel.is_set,
+    )
+    try:
+        holder = None
+        for _ in range(300):  # the first run takes the lock after its preflight, then builds for minutes
+            probe = node.sh("cat /var/lib/xpulab/run.lock/holder.json", check=False)
+            if probe.returncode == 0 and probe.stdout.strip():
+                holder = json.loads(probe.stdout)
+                break
+            assert thread.is_alive(), "the first run ended before it held the lock"
+            time.sleep(1)
+        assert holder is not None, "the first run never took the lock"
+        second = run(tmp_path, "site.yml", hosts, tags="ffmpeg", env=empty_cache(tmp_path))
+        task, msg = second.failure(node.name)
+        assert task == "Stop when another run holds the lock"
+        assert f"{node.name} is locked by another xpulab run, so this run stops here and changed nothing" in msg
+        assert f"run {holder['id']} from {holder['controller']} (ansible-playbook pid {holder['pid']}" in msg
+        assert second.node_changes(node.name) == []
+        assert thread.is_alive(), "the first run should still be building"
+        after = json.loads(node.sh("cat /var/lib/xpulab/run.lock/holder.json").stdout)
+        assert after == holder  # the lock still names the first run
+    finally:
+        cancel.set()
+        thread.join(120)
+
+
+def test_full_build_root(tmp_path: Path, make_node: Callable[..., Node]) -> None:
+    node = make_node(mounts=["--mount", "type=tmpfs,destination=/var/lib/xpulab/build,tmpfs-size=8m"])
+    job = run(tmp_path, "site.yml", inventory(tmp_path, [node.name]), tags="ffmpeg", env=empty_cache(tmp_path))
+    task, msg = job.failure(node.name)
+    assert task == "Check there is room for what the role writes"
+    assert f"{node.name} has not enough free disk space, nothing was changed" in msg
+    assert "the FFmpeg build tree at /var/lib/xpulab/build/ffmpeg needs 2048 MiB, found 8 MiB free on /var/lib/xpulab/build" in msg
+    assert "point ffmpeg_build_root at a filesystem with room" in msg
+    assert node.sh("test -e /opt/ffmpeg", check=False).returncode != 0
+
+
+def test_full_install_root(tmp_path: Path, make_node: Callable[..., Node]) -> None:
+    node = make_node(mounts=["--mount", "type=tmpfs,destination=/opt/ffmpeg,tmpfs-size=4m"])
+    job = run(tmp_path, "site.yml", inventory(tmp_path, [node.name]), tags="ffmpeg")
+    task, msg = job.failure(node.name)
+    assert task == "Check there is room for what the role writes"
+    assert "the FFmpeg release at /opt/ffmpeg needs 512 MiB, found 4 MiB free on /opt/ffmpeg" in msg
+    assert node.sh("ls -A /opt/ffmpeg").stdout == ""
