@@ -15,6 +15,8 @@ export XPULAB_MEDIA_DIR ?= $(CURDIR)/../shared/media
 SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns git curl xz-utils ca-certificates make gnupg apt-utils
 
 COLLECTION_DIR := $(CURDIR)/.cache/collection
+# Times each stage into $$XPULAB_STAGE_LOG when set (.ci/run prints them).
+STAGE := $(CURDIR)/tools/stage
 SANITY_PYTHON ?= 3.11
 # Paths to leave out of `make sanity` (none: findings are fixed, or ignored
 # with a reason in tests/sanity/ignore-2.19.txt).
@@ -42,15 +44,14 @@ deps:
 	fi
 
 $(VENV)/.installed: requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.txt
+	$(STAGE) venv sh -c '$(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install -q --upgrade pip && \
+	  $(VENV)/bin/pip install -q -r requirements.txt'
 	touch $@
 
 venv: deps $(VENV)/.installed
 
 images: venv
-	ansible-playbook sandbox/playbooks/images.yml
+	$(STAGE) images ansible-playbook sandbox/playbooks/images.yml
 
 sandbox-up: venv
 	ansible-playbook sandbox/playbooks/up.yml
@@ -62,11 +63,10 @@ sandbox: sandbox-up
 	ansible-playbook site.yml -i inventories/sandbox
 
 lint: venv
-	yamllint --strict .
-	ansible-lint --profile production
+	$(STAGE) lint sh -c 'yamllint --strict . && ansible-lint --profile production'
 
 unit: images
-	$(PYTHON) -m pytest -q tests/unit
+	$(STAGE) unit $(PYTHON) -m pytest -q tests/unit
 
 # The artifact, installed where molecule/default/molecule.yml points
 # ANSIBLE_COLLECTIONS_PATH (its converge runs xpulab.gpu.site from there).
@@ -81,7 +81,7 @@ collection: venv
 sanity: $(SANITY_PIP)
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && dest=$$dir/ansible_collections/xpulab/gpu && mkdir -p $$dest && \
 	ansible-galaxy collection build --output-path $$dir . >/dev/null && tar -xzf $$dir/xpulab-gpu-*.tar.gz -C $$dest && \
-	cd $$dest && ansible-test sanity --color no --local --python $(SANITY_PYTHON) $(addprefix --exclude ,$(SANITY_EXCLUDE))
+	cd $$dest && $(STAGE) sanity ansible-test sanity --color no --local --python $(SANITY_PYTHON) $(addprefix --exclude ,$(SANITY_EXCLUDE))
 
 # ansible-test bootstraps pip in its per-test venvs (~/.ansible/test/venv,
 # reused between runs) with get-pip.py from ci-files.testing.ansible.com,
@@ -95,11 +95,13 @@ $(SANITY_PIP): | venv
 	  'args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]' \
 	  'subprocess.check_call([sys.executable, "-m", "pip", "install", *args])' > $@
 
+# Each scenario in turn (as molecule test --all would), timed.
+MOLECULE_SCENARIOS := $(sort $(notdir $(wildcard molecule/*)))
 molecule: images collection
-	molecule test --all
+	@for s in $(MOLECULE_SCENARIOS); do $(STAGE) molecule-$$s molecule test -s $$s || exit 1; done
 
 mirror: images
-	ansible-playbook sandbox/playbooks/mirror.yml
+	$(STAGE) mirror ansible-playbook sandbox/playbooks/mirror.yml
 
 # The fault suite (tests/faults, README's table): every case; faults-ci
 # leaves out the cases marked slow (minutes each: builds, converged nodes).
@@ -107,7 +109,7 @@ faults: mirror
 	cd tests/faults && $(PYTHON) -m pytest -q -ra
 
 faults-ci: mirror
-	cd tests/faults && $(PYTHON) -m pytest -q -ra -m "not slow"
+	cd tests/faults && $(STAGE) faults-ci $(PYTHON) -m pytest -q -ra -m "not slow"
 
 test: lint unit sanity molecule faults-ci
 
