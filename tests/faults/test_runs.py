@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ansible_runner
+import pytest
 from harness import ENV, ROOT, Node, inventory, run
 
 
@@ -74,3 +75,37 @@ def test_full_install_root(tmp_path: Path, make_node: Callable[..., Node]) -> No
     assert task == "Check there is room for what the role writes"
     assert "the FFmpeg release at /opt/ffmpeg needs 512 MiB, found 4 MiB free on /opt/ffmpeg" in msg
     assert node.sh("ls -A /opt/ffmpeg").stdout == ""
+
+
+@pytest.mark.slow
+def test_builder_killed_after_it_was_picked(tmp_path: Path, make_node: Callable[..., Node]) -> None:
+    """Two nodes of one fingerprint, no artifact: the builder dies mid-build, the other node builds."""
+    builder, other = make_node("a"), make_node("b")
+    hosts = inventory(tmp_path, [builder.name, other.name])
+    small = {"ffmpeg_extra_configure_flags": ["--disable-everything"]}  # a short build, a fingerprint of its own
+    cancel = threading.Event()
+    (tmp_path / "job").mkdir()
+    thread, job = ansible_runner.run_async(
+        private_data_dir=str(tmp_path / "job"), project_dir=str(ROOT), playbook=str(ROOT / "site.yml"),
+        inventory=str(hosts), tags="ffmpeg", extravars=small, envvars={**ENV, **empty_cache(tmp_path)},
+        quiet=True, cancel_callback=cancel.is_set,
+    )
+    try:
+        for _ in range(900):
+            if builder.sh("ls /var/lib/xpulab/build/ffmpeg/*/build.log", check=False).returncode == 0:
+                break
+            assert thread.is_alive(), "the run ended before the build started"
+            time.sleep(1)
+        else:
+            pytest.fail("the builder never started building")
+        builder.remove()  # the builder dies: unreachable from now on
+        thread.join(1500)
+        assert not thread.is_alive(), "the run did not finish"
+    finally:
+        cancel.set()
+        thread.join(60)
+    events = [e for e in job.events if (e.get("event_data") or {}).get("host") == other.name]
+    tasks = [e["event_data"]["task"] for e in events if e["event"] == "runner_on_ok"]
+    assert "Say which node builds in place of a failed builder" in tasks
+    assert other.sh("test -x /opt/ffmpeg/current/bin/ffmpeg", check=False).returncode == 0
+    assert job.status == "failed"  # the builder's failure stays visible
