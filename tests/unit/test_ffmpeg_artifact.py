@@ -166,6 +166,7 @@ def test_artifact_with_setuid_setgid_or_world_writable_entries_is_refused(work: 
         assert f" {name}" in out.split("special entries:", 1)[1].split(". The staging")[0]
     assert "the installed FFmpeg releases were not changed" in out
     assert snapshot(work / "opt") == before
+    assert not (work / "node-artifacts" / ARTIFACT).exists()
 
 
 @pytest.mark.parametrize(("change", "fields"), [
