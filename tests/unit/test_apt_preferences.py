@@ -154,3 +154,20 @@ def test_apt_never_takes_an_unlisted_package_from_the_pinned_origin(tmp_path: Pa
     assert policy["intel-oneapi-compiler-dpcpp-cpp-2026.1"]["priorities"] == {"2026.1.0-1": 500}
     assert policy["intel-deep-learning-essentials-2025.1"] == {"candidate": "(none)", "priorities": {"2025.1.0-1": -1}}
     assert policy["zstd"] == {"candidate": "1.5.4-1", "priorities": {"99.0-1": -1, "1.5.4-1": 500}}
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None or shutil.which("apt-cache") is None, reason="needs apt")
+def test_apt_takes_the_gpu_stack_but_not_intels_mesa_from_the_pinned_origin(tmp_path: Path, served: str) -> None:
+    flat_repo(tmp_path / "www" / "gpu", "Intel", {
+        "intel-opencl-icd": "25.18.1-1",       # a package the role installs
+        "libigdgmm12": "22.7.2-1",             # a dependency (allowed glob libigdgmm*)
+        "libgl1-mesa-dri": "99.0-1",           # Intel's Mesa build: not asked for
+    })
+    flat_repo(tmp_path / "distro", "Ubuntu", {"libgl1-mesa-dri": "24.0.5-1", "libigdgmm12": "22.3.17-1"})
+    sources = (f"Types: deb\nURIs: {served}/gpu\nSuites: ./\nTrusted: yes\n\n"
+               f"Types: deb\nURIs: file:{tmp_path / 'distro'}\nSuites: ./\nTrusted: yes\n")
+    policy = apt_policy(tmp_path / "root", intel_gpu_preferences(f"{served}/gpu"), sources,
+                        ["intel-opencl-icd", "libigdgmm12", "libgl1-mesa-dri"])
+    assert policy["intel-opencl-icd"] == {"candidate": "25.18.1-1", "priorities": {"25.18.1-1": 500}}
+    assert policy["libigdgmm12"]["candidate"] == "22.7.2-1"
+    assert policy["libgl1-mesa-dri"] == {"candidate": "24.0.5-1", "priorities": {"99.0-1": -1, "24.0.5-1": 500}}
