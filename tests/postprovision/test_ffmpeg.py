@@ -6,6 +6,7 @@ import re
 import shlex
 from typing import Any
 
+import pytest
 
 
 def login(host: Any, command: str) -> Any:
@@ -82,3 +83,19 @@ def test_libraries_resolve_through_the_linker_cache(host: Any, ffmpeg_prefix: st
         assert "not found" not in out.stdout, f"{lib}:\n{out.stdout}"
     cache = host.check_output("ldconfig -p")
     assert f"{ffmpeg_prefix}/lib/libavcodec.so" in cache
+
+
+def test_release_has_no_setuid_setgid_or_world_writable_entries(host: Any, ffmpeg_prefix: str) -> None:
+    release = host.check_output(f"readlink -f {shlex.quote(ffmpeg_prefix)}")
+    unsafe = host.check_output(f"find {shlex.quote(release)} -perm /6002 ! -type l")
+    assert unsafe == "", f"unsafe entries in {release}:\n{unsafe}"
+    foreign = host.check_output(f"find {shlex.quote(release)} ! -user root")
+    assert foreign == "", f"entries not owned by root in {release}:\n{foreign}"
+
+
+def test_build_user_is_a_nologin_system_user_for_ffmpeg_only(host: Any) -> None:
+    user = host.user("xpulab-build-ffmpeg")
+    if not user.exists:
+        pytest.skip("this node installed a cached artifact and never built FFmpeg")
+    assert user.shell in ("/usr/sbin/nologin", "/sbin/nologin") and user.uid < 1000
+    assert user.home == "/var/lib/xpulab/build/ffmpeg"

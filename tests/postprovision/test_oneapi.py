@@ -69,6 +69,23 @@ def test_apt_source_is_signed_by_the_keyring(host: Any, oneapi_fact: dict[str, A
     assert fields["Signed-By"] == oneapi_fact["keyring"]
 
 
+def test_apt_preferences_limit_the_repository_to_the_installed_package(host: Any, oneapi_fact: dict[str, Any]) -> None:
+    prefs = host.file(oneapi_fact["preferences_file"])
+    assert prefs.is_file, f"{oneapi_fact['preferences_file']} is missing"
+    assert prefs.user == "root" and prefs.mode == 0o644
+    records = [dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith("#"))
+               for block in prefs.content_string.strip().split("\n\n")]
+    assert [(r["Package"], r["Pin-Priority"]) for r in records][-1] == ("*", "-1")
+    assert oneapi_fact["package"] in records[0]["Package"].split()
+    # Another DLE version of the same repository is never installable.
+    prefix = oneapi_fact["package"].removesuffix(oneapi_fact["version"])
+    others = [n for n in host.check_output(f"apt-cache pkgnames {shlex.quote(prefix)}").split()
+              if n != oneapi_fact["package"]]
+    for other in others[:3]:
+        policy = host.check_output(f"apt-cache policy {shlex.quote(other)}")
+        assert "Candidate: (none)" in policy, policy
+
+
 def test_installed_version_comes_from_that_source(host: Any, oneapi_fact: dict[str, Any]) -> None:
     policy = host.check_output(f"apt-cache policy {shlex.quote(oneapi_fact['package'])}")
     assert f"Installed: {oneapi_fact['package_version']}" in policy, policy

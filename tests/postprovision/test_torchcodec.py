@@ -54,3 +54,17 @@ def test_source_build_records_its_commit(host: Any, torchcodec_fact: dict[str, A
     assert re.fullmatch(r"[0-9a-f]{16}", torchcodec_fact["fingerprint"] or "")
     seen = probe(host, torchcodec_fact)
     assert torchcodec_fact["enable_xpu"] == seen["xpu"] or not torchcodec_fact["enable_xpu"]
+
+
+def test_installed_package_has_no_setuid_setgid_or_world_writable_files(host: Any, torchcodec_fact: dict[str, Any]) -> None:
+    venv = shlex.quote(torchcodec_fact["venv"])
+    unsafe = host.check_output(f"find {venv}/lib/python*/site-packages/torchcodec -perm /6002 ! -type l")
+    assert unsafe == "", f"unsafe entries in the installed torchcodec:\n{unsafe}"
+
+
+def test_source_build_user_is_a_nologin_system_user_for_torchcodec_only(host: Any, torchcodec_fact: dict[str, Any]) -> None:
+    user = host.user("xpulab-build-torchcodec")
+    if torchcodec_fact["method"] != "source" or not user.exists:
+        pytest.skip("no TorchCodec source build on this node (plugin method, or a cached wheel was installed)")
+    assert user.shell in ("/usr/sbin/nologin", "/sbin/nologin") and user.uid < 1000
+    assert user.home == "/var/lib/xpulab/build/torchcodec"

@@ -2,7 +2,7 @@
 # Print what the oneapi role owns on a node, so a test can compare before/after.
 # With --packages, also a digest of the installed package set.
 set -u
-for f in /usr/share/keyrings/oneapi-archive-keyring.gpg /etc/apt/sources.list.d/oneapi.sources /opt/intel/oneapi/setvars.sh; do
+for f in /usr/share/keyrings/oneapi-archive-keyring.gpg /etc/apt/sources.list.d/oneapi.sources /etc/apt/preferences.d/xpulab-oneapi /opt/intel/oneapi/setvars.sh; do
   if [ -e "$f" ]; then echo "file: $f $(sha256sum < "$f" | cut -c1-16)"; else echo "file: $f absent"; fi
 done
 if [ -e /var/cache/xpulab/oneapi ]; then echo "staging: $(ls -A /var/cache/xpulab/oneapi | tr '\n' ' ')"; else echo "staging: absent"; fi
