@@ -17,7 +17,7 @@ import yaml  # type: ignore[import-untyped]
 from ansible_templar import ROOT, render, role_files
 
 TASKS = yaml.safe_load((ROOT / "roles/decode_smoke/tasks/main.yml").read_text())
-RUN = next(task for task in TASKS if task["name"] == "Run the decode smoke test")
+RUN = next(task for task in TASKS if task["name"] == "Run the decode smoke test as the decode user")
 SANDBOX = ROOT / "inventories/sandbox/group_vars/all/decode_smoke.yml"
 
 
@@ -42,7 +42,7 @@ def smoke_argv(data: dict[str, Any], group_vars: bool = False) -> tuple[list[str
     out = render({"required": "{{ __decode_smoke_required }}", "argv": RUN["ansible.builtin.command"]["argv"]},
                  files=files, templates=RUN["vars"],
                  data={"xpulab_mirror_url": "http://127.0.0.1:8080", **data})
-    return out["required"], out["argv"]
+    return out["required"], out["argv"][4:]
 
 
 def required_option(argv: list[str]) -> str | None:
@@ -75,6 +75,23 @@ def test_switch_off_keeps_only_the_users_devices() -> None:
     assert smoke_argv(data) == ([], smoke_argv({**data, "ansible_local": {}})[1])
     required, argv = smoke_argv({**data, "decode_smoke_require_devices": ["cuda:0"]})
     assert (required, required_option(argv)) == (["cuda:0"], "cuda:0")
+
+
+def test_the_smoke_test_runs_as_the_decode_user_in_its_home() -> None:
+    data = {"decode_smoke_accounts": {"xpulab": {"uid": 999, "home": "/var/lib/xpulab/home/xpulab", "groups": []},
+                                      "alice": {"uid": 1000, "home": "/home/alice", "groups": []}}}
+    templates = {"argv": RUN["ansible.builtin.command"]["argv"], "chdir": RUN["ansible.builtin.command"]["chdir"],
+                 "env": RUN["environment"]}
+    for user, home in (("xpulab", "/var/lib/xpulab/home/xpulab"), ("alice", "/home/alice")):
+        out = render(templates, files=role_files("decode_smoke"), templates=RUN["vars"],
+                     data={**data, "decode_smoke_user": user})
+        assert out["argv"][:6] == ["runuser", "-u", user, "--", "/usr/local/bin/xpulab-decode-smoke", "report"]
+        assert out["chdir"] == home
+        assert out["env"] == {"HOME": home, "XDG_CACHE_HOME": f"{home}/.cache", "TMPDIR": "/tmp"}
+    # Before user.yml has run (check mode on a new node) the home is the one it would make.
+    out = render({"chdir": RUN["ansible.builtin.command"]["chdir"]}, files=role_files("decode_smoke"),
+                 templates=RUN["vars"], data={})
+    assert out["chdir"] == "/var/lib/xpulab/home/xpulab"
 
 
 def test_sandbox_nodes_without_gpus_list_xpu0_without_requiring_it() -> None:
