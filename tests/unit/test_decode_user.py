@@ -60,11 +60,14 @@ def sh(node: str, command: str) -> str:
                           text=True, timeout=60).stdout
 
 
-def play(node: str, tmp_path: Path, node_mode: str = "0660", **variables: Any) -> tuple[int, str, int]:
-    """Lay out the fake render node (as udev would: the render group first), then
-    include the role's user.yml. Returns (rc, output, changed count of the role's tasks)."""
+def play(node: str, tmp_path: Path, node_mode: str = "0660", role: dict[str, Any] | None = None,
+         fixture: list[dict[str, Any]] | None = None, **variables: Any) -> tuple[int, str, int]:
+    """Lay out the fake render node (as udev would: the render group first) and
+    any more fixture tasks, then include the role (by default its user.yml).
+    Returns (rc, output, changed count of the role's tasks)."""
+    role = role or {"name": "xpulab.gpu.decode_smoke", "tasks_from": "user"}
     playbook = [{
-        "hosts": "all", "gather_facts": False,
+        "hosts": "all", "gather_facts": "tasks_from" not in role,
         "tasks": [
             {"name": "Make the render group, as udev does", "ansible.builtin.group": {"name": "render", "system": True},
              "tags": ["fixture"]},
@@ -73,8 +76,8 @@ def play(node: str, tmp_path: Path, node_mode: str = "0660", **variables: Any) -
             {"name": "Make the fake render node", "ansible.builtin.copy": {
                 "content": "", "dest": NODE, "owner": "root", "group": "render", "mode": node_mode},
              "tags": ["fixture"]},
-            {"name": "Run the role's decode-user tasks", "ansible.builtin.include_role": {
-                "name": "xpulab.gpu.decode_smoke", "tasks_from": "user"}},
+            *[{**task, "tags": ["fixture"]} for task in fixture or []],
+            {"name": "Run the role's decode-user tasks", "ansible.builtin.include_role": role},
         ],
     }]
     (tmp_path / "play.yml").write_text(json.dumps(playbook))
@@ -135,3 +138,48 @@ def test_an_existing_account_keeps_its_home(node: str, tmp_path: Path) -> None:
     assert rc == 0, output[-3000:]
     assert sh(node, "getent passwd alice").strip().split(":")[5:] == ["/home/alice", "/bin/sh"]
     assert not sh(node, "ls /var/lib/xpulab/home").split().count("alice")
+
+
+# The smoke test itself, end to end through the role: a stand-in for the venv's
+# python (decode_smoke_python, which the wrapper runs with the CLI and its
+# arguments) writes the report the way the CLI does, naming who ran it.
+FAKE_PYTHON = r"""#!/bin/sh
+while [ $# -gt 0 ]; do [ "$1" = --output ] && out=$2; shift; done
+printf '{"status": "passed", "user": {"name": "%s", "groups": ["%s"]}, "devices": [], "clips": []}\n' \
+  "$(id -un)" "$(id -Gn | sed 's/ /", "/g')" > "$out"
+echo "decode smoke test: PASSED (as $(id -un))"
+"""
+CLIP = b"not really a clip\n"
+REPORT = "/var/lib/xpulab/reports/decode-smoke.json"
+
+
+def test_the_smoke_test_runs_as_the_decode_user_and_its_report_names_it(node: str, tmp_path: Path) -> None:
+    import hashlib
+
+    fixture = [
+        {"ansible.builtin.copy": {"content": FAKE_PYTHON, "dest": "/usr/local/bin/xpulab-fake-python", "mode": "0755"}},
+        {"ansible.builtin.file": {"path": "/var/cache/xpulab/media", "state": "directory", "mode": "0755"}},
+        {"ansible.builtin.copy": {"content": CLIP.decode(), "dest": "/var/cache/xpulab/media/fake.mp4",
+                                  "mode": "0644"}},
+        # A report a run as root left behind (before the decode user existed).
+        {"ansible.builtin.file": {"path": "/var/lib/xpulab/reports", "state": "directory", "mode": "0755"}},
+        {"ansible.builtin.copy": {"content": "{}\n", "dest": REPORT, "force": False, "mode": "0644"}},
+    ]
+    variables = {
+        "decode_smoke_python": "/usr/local/bin/xpulab-fake-python",
+        "decode_smoke_media_base_url": "http://127.0.0.1:9/unused",  # the clip is there with its checksum
+        "decode_smoke_clips": [{"name": "fake", "file": "fake.mp4", "sha256": hashlib.sha256(CLIP).hexdigest()}],
+        "decode_smoke_devices": ["cpu"],
+    }
+    role = {"name": "xpulab.gpu.decode_smoke"}
+    rc, output, changed = play(node, tmp_path, role=role, fixture=fixture, **variables)
+    assert rc == 0, output[-4000:]
+    report = json.loads(sh(node, f"cat {REPORT}"))
+    assert report["user"]["name"] == "xpulab" and {"render", "video"} <= set(report["user"]["groups"])
+    assert sh(node, f"stat -c '%U %a' {REPORT} /var/lib/xpulab/reports").split() == ["xpulab", "644", "xpulab", "755"]
+    # What the user must not change stays root's.
+    owners = sh(node, "stat -c '%n %U %a' /opt/xpulab/lib/xpulab_decode_smoke.py /usr/local/bin/xpulab-decode-smoke "
+                      "/etc/xpulab/decode-smoke-clips.json /var/cache/xpulab/media/fake.mp4").splitlines()
+    assert [line.split()[1:] for line in owners] == [["root", "644"], ["root", "755"], ["root", "644"], ["root", "644"]]
+    rc, output, changed = play(node, tmp_path, role=role, fixture=fixture, **variables)
+    assert (rc, changed) == (0, 0), output[-4000:]
