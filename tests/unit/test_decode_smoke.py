@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import math
+import os
+import pwd
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -343,6 +346,10 @@ def test_full_report_writes_valid_json(
     assert report["schema_version"] == smoke.SCHEMA_VERSION
     assert report["status"] == "passed"
     assert report["hostname"] and report["timestamp"]
+    # Who decoded: the process's own account and groups (the role runs it as the decode user).
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert report["user"]["name"] == me and report["user"]["uid"] == os.getuid()
+    assert grp.getgrgid(os.getgid()).gr_name in report["user"]["groups"]
     assert report["versions"]["torch"] == "fake"
     assert [(d["device"], d["status"]) for d in report["devices"]] == [
         ("cpu", "passed"),
@@ -366,7 +373,7 @@ def test_full_report_writes_valid_json(
         assert result["fps"] is None or result["fps"] > 0
         assert result["error"] is None
     summary = capsys.readouterr().out
-    assert "decode smoke test: PASSED" in summary and "fake [2:8] on xpu:1: passed" in summary
+    assert f"decode smoke test: PASSED (as {me}: " in summary and "fake [2:8] on xpu:1: passed" in summary
 
 
 def test_psnr_below_threshold_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clip_file: Path) -> None:

@@ -17,7 +17,7 @@ import yaml  # type: ignore[import-untyped]
 from ansible_templar import ROOT, render, role_files
 
 TASKS = yaml.safe_load((ROOT / "roles/decode_smoke/tasks/main.yml").read_text())
-RUN = next(task for task in TASKS if task["name"] == "Run the decode smoke test")
+RUN = next(task for task in TASKS if task["name"] == "Run the decode smoke test as the decode user")
 SANDBOX = ROOT / "inventories/sandbox/group_vars/all/decode_smoke.yml"
 
 
@@ -42,7 +42,7 @@ def smoke_argv(data: dict[str, Any], group_vars: bool = False) -> tuple[list[str
     out = render({"required": "{{ __decode_smoke_required }}", "argv": RUN["ansible.builtin.command"]["argv"]},
                  files=files, templates=RUN["vars"],
                  data={"xpulab_mirror_url": "http://127.0.0.1:8080", **data})
-    return out["required"], out["argv"]
+    return out["required"], out["argv"][4:]
 
 
 def required_option(argv: list[str]) -> str | None:
@@ -77,8 +77,78 @@ def test_switch_off_keeps_only_the_users_devices() -> None:
     assert (required, required_option(argv)) == (["cuda:0"], "cuda:0")
 
 
+def test_the_smoke_test_runs_as_the_decode_user_in_its_home() -> None:
+    data = {"decode_smoke_accounts": {"xpulab": {"uid": 999, "home": "/var/lib/xpulab/home/xpulab", "groups": []},
+                                      "alice": {"uid": 1000, "home": "/home/alice", "groups": []}}}
+    templates = {"argv": RUN["ansible.builtin.command"]["argv"], "chdir": RUN["ansible.builtin.command"]["chdir"],
+                 "env": RUN["environment"]}
+    for user, home in (("xpulab", "/var/lib/xpulab/home/xpulab"), ("alice", "/home/alice")):
+        out = render(templates, files=role_files("decode_smoke"), templates=RUN["vars"],
+                     data={**data, "decode_smoke_user": user})
+        assert out["argv"][:6] == ["runuser", "-u", user, "--", "/usr/local/bin/xpulab-decode-smoke", "report"]
+        assert out["chdir"] == home
+        assert out["env"] == {"HOME": home, "XDG_CACHE_HOME": f"{home}/.cache", "TMPDIR": "/tmp"}
+    # Before user.yml has run (check mode on a new node) the home is the one it would make.
+    out = render({"chdir": RUN["ansible.builtin.command"]["chdir"]}, files=role_files("decode_smoke"),
+                 templates=RUN["vars"], data={})
+    assert out["chdir"] == "/var/lib/xpulab/home/xpulab"
+
+
 def test_sandbox_nodes_without_gpus_list_xpu0_without_requiring_it() -> None:
     required, argv = smoke_argv(fact(), group_vars=True)
     assert required == []
     assert argv[argv.index("--devices") + 1] == "cpu,xpu:0"
     assert "--require-device" not in argv
+
+
+# ------------------------------------------------ the decode user's render-node check (tasks/user.yml)
+
+USER_TASKS = yaml.safe_load((ROOT / "roles/decode_smoke/tasks/user.yml").read_text())
+CHECKS = next(task for task in USER_TASKS if "block" in task)["block"]
+STOP = next(task for task in CHECKS if task["name"] == "Stop when the decode user cannot open a render node")
+
+
+def node_stat(path: str, group: str, mode: str) -> dict[str, Any]:
+    """An item of ansible.builtin.find's files (the fields the message uses)."""
+    return {"path": path, "pw_name": "root", "gr_name": group, "mode": mode}
+
+
+def test_render_nodes_checked_are_those_present_and_each_media_gpus() -> None:
+    found = {"files": [node_stat("/srv/dev/dri/renderD128", "render", "0660")]}
+    out = render({"nodes": "{{ __decode_smoke_render_nodes }}"}, files=role_files("decode_smoke"),
+                 data={**fact(ARC, MAX, FLEX, NVIDIA), "decode_smoke_dev_root": "/srv/dev/",
+                       "decode_smoke_render_found": found})
+    # renderD128 once (present and listed), renderD130 (listed: media); not MAX's or NVIDIA's node.
+    assert out["nodes"] == ["/srv/dev/dri/renderD128", "/srv/dev/dri/renderD130"]
+
+
+def test_a_denied_render_node_is_named_with_its_group_and_the_fix() -> None:
+    found = {"files": [node_stat("/dev/dri/renderD128", "render", "0660"),
+                       node_stat("/dev/dri/renderD129", "video", "0600")]}
+    access = {"results": [{"item": "/dev/dri/renderD128", "rc": 1}, {"item": "/dev/dri/renderD129", "rc": 1},
+                          {"item": "/dev/dri/renderD130", "rc": 1}, {"item": "/dev/dri/renderD131", "rc": 0}]}
+    out = render({"when": "{{ " + STOP["when"] + " }}", "msg": STOP["ansible.builtin.fail"]["msg"]},
+                 files=role_files("decode_smoke"), templates=STOP["vars"],
+                 data={"inventory_hostname": "node-01", "decode_smoke_user": "xpulab",
+                       "decode_smoke_user_groups": ["video"],
+                       "decode_smoke_accounts": {"xpulab": {"groups": ["xpulab", "video"]}},
+                       "decode_smoke_render_found": found, "decode_smoke_render_access": access})
+    assert out["when"] is True
+    assert out["msg"].splitlines() == [
+        "node-01: the decode user xpulab (groups: xpulab, video) cannot open 3 render node(s) read-write:",
+        "- /dev/dri/renderD128 (owner root, group render, mode 0660): xpulab is not in group render. Add it: put render"
+        " in decode_smoke_user_groups (now video), or run usermod -aG render xpulab; processes already running keep"
+        " their old groups until a new login.",
+        "- /dev/dri/renderD129 (owner root, group video, mode 0600): its mode gives group video no read-write access."
+        ' Fix the node\'s udev rule (Debian and Ubuntu give render nodes GROUP="render", MODE="0660").',
+        "- /dev/dri/renderD130 is missing, though the GPU inventory lists it: the GPU has no render node here (driver"
+        " not bound, or a container without the device).",
+    ]
+
+
+def test_nothing_denied_does_not_stop() -> None:
+    out = render({"when": "{{ " + STOP["when"] + " }}"}, files=role_files("decode_smoke"), templates=STOP["vars"],
+                 data={"decode_smoke_user": "xpulab", "decode_smoke_accounts": {"xpulab": {"groups": ["render"]}},
+                       "decode_smoke_render_found": {"files": []},
+                       "decode_smoke_render_access": {"results": [{"item": "/dev/dri/renderD128", "rc": 0}]}})
+    assert out["when"] is False

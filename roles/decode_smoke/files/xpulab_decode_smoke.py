@@ -18,11 +18,14 @@ so the module itself needs only the standard library and numpy.
 from __future__ import annotations
 
 import argparse
+import grp
 import importlib
 import importlib.metadata
 import json
 import math
+import os
 import platform
+import pwd
 import re
 import socket
 import sys
@@ -387,15 +390,8 @@ def _entry(status: str) -> Json:
 
 def collect_versions(torch_module: Any) -> dict[str, str | None]:
     """Versions of the decode stack; anything missing is None."""
-    versions: dict[str, str | None] = {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": None,
-        "torchcodec": None,
-        "torchcodec_xpu": None,
-        "libavcodec": None,
-        "ffmpeg": None,
-    }
+    versions: dict[str, str | None] = {"python": platform.python_version(), "numpy": np.__version__}
+    versions.update(dict.fromkeys(("torch", "torchcodec", "torchcodec_xpu", "libavcodec", "ffmpeg")))
     if getattr(torch_module, "__version__", None) is not None:
         versions["torch"] = str(torch_module.__version__)
     try:
@@ -421,6 +417,13 @@ def load_backend() -> Backend:
     torch = importlib.import_module("torch")
     video_decoder = importlib.import_module("torchcodec.decoders").VideoDecoder
     return Backend(torch=torch, decoder_factory=video_decoder, versions=collect_versions(torch))
+
+
+def account() -> Json:
+    """Who decoded, with its groups (render opens /dev/dri/renderD*)."""
+    names = {g.gr_gid: g.gr_name for g in grp.getgrall()}
+    groups = sorted({names.get(gid, str(gid)) for gid in (os.getgid(), *os.getgroups())})
+    return {"name": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": groups}
 
 
 def _device_name(torch_module: Any, device: str) -> str | None:
@@ -492,22 +495,17 @@ def build_report(
         )
 
     return {
-        "schema_version": SCHEMA_VERSION,
-        "tool": "xpulab_decode_smoke",
-        "status": "failed" if failed else "passed",
-        "hostname": socket.gethostname(),
+        "schema_version": SCHEMA_VERSION, "tool": "xpulab_decode_smoke", "status": "failed" if failed else "passed",
+        "hostname": socket.gethostname(), "user": account(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "psnr_threshold_db": threshold,
-        "golden_psnr_floor_db": golden_floor,
-        "bench_frames": bench_frames,
-        "versions": backend.versions,
-        "devices": device_reports,
-        "clips": clip_reports,
+        "psnr_threshold_db": threshold, "golden_psnr_floor_db": golden_floor, "bench_frames": bench_frames,
+        "versions": backend.versions, "devices": device_reports, "clips": clip_reports,
     }
 
 
 def summarize(report: Json) -> str:
-    lines = [f"decode smoke test: {report['status'].upper()}"]
+    user = report.get("user") or {"name": "?", "groups": []}
+    lines = [f"decode smoke test: {report['status'].upper()} (as {user['name']}: {' '.join(user['groups'])})"]
     for dev in report["devices"]:
         if dev["status"] == "absent":
             lines.append(f"  {dev['device']}: absent{' (REQUIRED)' if dev['required'] else ''}")
