@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playbook_runner import Run, run_role_tasks
+import yaml  # type: ignore[import-untyped]
+from playbook_runner import ROOT, Run, run_role_tasks, run_tasks
 from test_pypi_mirror import PIP_ENV, fill, wheel
 
 UV = Path(sys.executable).with_name("uv")
@@ -150,3 +151,99 @@ def test_install_is_idempotent_and_a_replaced_wheel_fails_on_its_hash_leaving_th
     assert unlocked.rc == 0, unlocked.output[-3000:]
     assert "WITHOUT a lock: no sha256 is checked" in unlocked.output
     assert freeze(venv) == ["xpulab-demo-app==1.0", "xpulab-demo-extra==1.0", "xpulab-demo-lib==1.0"]
+
+
+# The sandbox's locks and the lab's lock playbook, on stand-ins named like the real packages.
+SANDBOX_VARS = Path(__file__).resolve().parents[2] / "sandbox" / "playbooks" / "vars" / "sandbox.yml"
+TAG = "cp311-x86_64-manylinux_2_36"
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """torch, numpy, torchcodec(-xpu), pytest: tiny wheels with the real names and versions."""
+    store = tmp_path_factory.mktemp("stand-ins")
+    wheel(store, "torch", "2.14.1", "cp311-cp311-manylinux_2_28_x86_64", ("typing-extensions",))
+    wheel(store, "typing-extensions", "4.16.0", "py3-none-any")
+    wheel(store, "numpy", "2.4.6", "cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64")
+    wheel(store, "numpy", "2.5.0", "cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64")
+    wheel(store, "torchcodec", "0.17.0", "cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64")
+    wheel(store, "torchcodec-xpu", "0.17.0", "py3-none-any", ("torch~=2.14.0", "torchcodec~=0.17.0"))
+    wheel(store, "pytest", "9.2.0", "py3-none-any", ("iniconfig",))
+    wheel(store, "iniconfig", "2.3.1", "py3-none-any")
+    return store
+
+
+def pins(lock: Path) -> dict[str, str]:
+    return dict(re.findall(r"^([a-z0-9-]+)==(\S+) \\$", lock.read_text(), re.MULTILINE))
+
+
+def test_the_sandbox_locks_what_its_mirror_holds_and_a_rerun_changes_nothing(tmp_path: Path, stand_ins: Path) -> None:
+    sandbox = yaml.safe_load(SANDBOX_VARS.read_text())
+    # numpy 2.4.6 is what the torch lock gets (the mirror holds only it); the tests' lock must keep it.
+    assert fill(tmp_path, stand_ins, ["torch==2.14.1", "numpy==2.4.6", "torchcodec==0.17.0", "pytest"]).rc == 0
+    extra = {"sandbox_locks": sandbox["sandbox_locks"], "sandbox_lock_dir": str(tmp_path / "locks"),
+             "sandbox_pypi_python_versions": ["3.11"], "sandbox_pypi_glibc": "2.36"}
+    env = {**PIP_ENV, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections")}
+    run = run_tasks("mirror_locks.yml", tmp_path, extra, env=env)
+    assert run.rc == 0 and run.changed > 0, run.output[-4000:]
+    locks = tmp_path / "locks"
+    assert sorted(p.name for p in locks.iterdir()) == [
+        f"pytorch-2.14.1-{TAG}.txt", f"torchcodec-0.17.0-{TAG}.txt", f"torchcodec-tests-{TAG}.txt"]
+    assert pins(locks / f"pytorch-2.14.1-{TAG}.txt") == {"numpy": "2.4.6", "torch": "2.14.1", "typing-extensions": "4.16.0"}
+    assert pins(locks / f"torchcodec-0.17.0-{TAG}.txt") == {"torchcodec": "0.17.0"}
+    assert pins(locks / f"torchcodec-tests-{TAG}.txt") == {"iniconfig": "2.3.1", "numpy": "2.4.6", "pytest": "9.2.0"}
+    assert "#    ansible-playbook sandbox/playbooks/mirror.yml\n" in (locks / f"torchcodec-0.17.0-{TAG}.txt").read_text()
+    again = run_tasks("mirror_locks.yml", tmp_path, extra, env=env)
+    assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+
+
+def playbook(inventory: Path, play: Path, *args: str) -> Run:
+    proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), str(play), *args],
+                          capture_output=True, text=True, timeout=600, check=False, cwd=inventory,
+                          env={k: v for k, v in {**os.environ, **PIP_ENV, "ANSIBLE_NOCOLOR": "1",
+                                                 "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections")}.items() if v is not None})
+    return Run(proc.returncode, proc.stdout + proc.stderr)
+
+
+def test_the_lock_playbook_locks_each_combination_and_the_roles_refuse_what_it_does_not_pin(
+        tmp_path: Path, stand_ins: Path) -> None:
+    assert fill(tmp_path, stand_ins, ["torch==2.14.1", "numpy", "torchcodec-xpu==0.17.0", "pytest"]).rc == 0
+    index = (tmp_path / "mirror" / "pypi" / "simple").as_uri()
+    inventory = tmp_path / "lab"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"xpulab_nodes": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    (inventory / "group_vars" / "xpulab_nodes.yml").write_text(yaml.safe_dump({
+        "pytorch_version": "2.14.1", "pytorch_index_url": index, "pytorch_extra_packages": ["numpy"],
+        "torchcodec_method": "plugin", "torchcodec_index_url": index, "torchcodec_extra_index_urls": [],
+        "torchcodec_xpu_index_url": index, "torchcodec_xpu_extra_index_urls": [],
+        "torchcodec_test_packages": ["pytest", "numpy"], "torchcodec_test_index_url": index,
+        "xpulab_lock_uv_args": ["--no-config", "--no-cache"]}))
+    run = playbook(inventory, ROOT / "playbooks" / "lock.yml")
+    assert run.rc == 0, run.output[-4000:]
+    locks = inventory / "locks"
+    assert sorted(p.name for p in locks.iterdir()) == [
+        f"pytorch-2.14.1-{TAG}.txt", f"torchcodec-0.17.0-{TAG}.txt", f"torchcodec-0.17.0-xpu-0.17.0-{TAG}.txt",
+        f"torchcodec-tests-{TAG}.txt"]
+    torch = pins(locks / f"pytorch-2.14.1-{TAG}.txt")
+    assert torch["torch"] == "2.14.1" and torch["numpy"] == "2.5.0"
+    # The XPU plugin's lock pins the same torch as the torch lock; the tests' lock the same numpy.
+    assert pins(locks / f"torchcodec-0.17.0-xpu-0.17.0-{TAG}.txt") == {
+        "torch": "2.14.1", "torchcodec": "0.17.0", "torchcodec-xpu": "0.17.0", "typing-extensions": "4.16.0"}
+    assert pins(locks / f"torchcodec-tests-{TAG}.txt")["numpy"] == "2.5.0"
+    again = playbook(inventory, ROOT / "playbooks" / "lock.yml")
+    assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+
+    play = tmp_path / "preflight.yml"
+    play.write_text(yaml.safe_dump([{"hosts": "xpulab_nodes", "tasks": [
+        {"ansible.builtin.include_role": {"name": "xpulab.gpu.pytorch", "tasks_from": "preflight"}}]}]))
+    assert playbook(inventory, play).rc == 0
+    other = playbook(inventory, play, "-e", "pytorch_version=2.14.0")
+    assert other.rc != 0
+    assert f"no lock file {locks}/pytorch-2.14.0-{TAG}.txt for torch==2.14.0 numpy" in other.output
+    assert "make lock INVENTORY=<inventory>" in other.output and "Nothing was changed" in other.output
+    more = playbook(inventory, play, "-e", '{"pytorch_extra_packages": ["numpy==2.4.6", "pytest"]}')
+    assert more.rc != 0
+    assert "numpy==2.4.6 is asked for, it pins numpy==2.5.0; pytest is not in it" in more.output
+    unlocked = playbook(inventory, play, "-e", '{"pytorch_require_hashes": false, "pytorch_version": "2.14.0"}')
+    assert unlocked.rc == 0, unlocked.output[-3000:]
