@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 INVENTORY = ROOT / "inventories" / "sandbox"
 # Roles a site run lists; xpulab_state is only included dynamically by the others.
-LISTED_ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.name != "xpulab_state")
+LISTED_ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.name not in ("xpulab_state", "xpulab_lock"))
 
 
 def tool(name: str) -> str:
@@ -44,7 +44,7 @@ def playbook(work: Path, collections: Path, *args: str) -> subprocess.CompletedP
 
 def test_artifact_holds_the_roles_plugins_and_playbooks(installed: Path) -> None:
     tree = installed / "installed" / "ansible_collections" / "xpulab" / "gpu"
-    for path in ("playbooks/site.yml", "meta/runtime.yml", "plugins/module_utils/openpgp.py",
+    for path in ("playbooks/site.yml", "playbooks/lock.yml", "roles/xpulab_lock/tasks/install.yml", "meta/runtime.yml", "plugins/module_utils/openpgp.py",
                  "plugins/modules/xpulab_apt_keyring.py", "roles/fleet_report/files/fleet_report.py",
                  *(f"roles/{role}/tasks/main.yml" for role in LISTED_ROLES)):
         assert (tree / path).is_file(), path
