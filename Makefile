@@ -25,11 +25,12 @@ SANITY_EXCLUDE ?=
 SANITY_PIP := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(shell sed -n "s/^ *pip='\([0-9.]*\)',$$/\1/p" \
   $(VENV)/lib/python*/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null)).py
 
-.PHONY: help deps venv images mirror sandbox sandbox-up sandbox-down lint unit sanity collection molecule faults faults-ci test bench clean-cache
+.PHONY: help deps venv images mirror sandbox sandbox-up sandbox-down lock lint unit sanity collection molecule faults faults-ci test bench clean-cache
 
 help:
 	@echo "make sandbox       bring up the sandbox lab and run site.yml on it"
 	@echo "make sandbox-down  remove the sandbox containers"
+	@echo "make lock INVENTORY=lab  make the inventory's Python locks (uv, sha256 per wheel)"
 	@echo "make test          lint, unit tests, sanity and all molecule scenarios"
 	@echo "make collection    build the xpulab.gpu artifact and install it under .cache/collection"
 	@echo "make sanity        ansible-test sanity on the built artifact"
@@ -61,6 +62,12 @@ sandbox-down: venv
 
 sandbox: sandbox-up
 	ansible-playbook site.yml -i inventories/sandbox
+
+# The Python locks of an inventory (playbooks/lock.yml, docs/security.md):
+# uv pip compile --generate-hashes per node target, from the inventory's indexes.
+INVENTORY ?= lab
+lock: venv
+	ansible-playbook playbooks/lock.yml -i $(INVENTORY)
 
 lint: venv
 	$(STAGE) lint sh -c 'yamllint --strict . && ansible-lint --profile production'

@@ -4,6 +4,7 @@ version, the recorded XPU state against a fresh probe, and XPU on media GPUs."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
 
@@ -110,3 +111,18 @@ def test_media_gpus_are_xpu_devices(host: Any, probe: dict[str, Any]) -> None:
         pytest.skip("the node has no Intel GPU with media engines")
     assert probe["xpu_available"] is True, f"{media} media GPU(s) but torch.xpu.is_available() is False"
     assert probe["xpu_device_count"] >= 1
+
+
+def test_the_venv_matches_its_lock(host: Any, pytorch_fact: dict[str, Any], venv_python: str) -> None:
+    """Every package of the node's copy of the torch lock is installed at the locked version (with a sha256 in the lock)."""
+    lock = pytorch_fact.get("lock", "")
+    if not lock or lock.startswith("none"):
+        pytest.skip(f"no lock recorded ({lock or 'fact from before hash-locked installs'})")
+    text = host.file(f"/opt/xpulab/locks/{lock}").content_string
+    pins = dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}", text, re.MULTILINE))
+    assert pins.get("torch", "").split("+")[0] == str(pytorch_fact["torch_requested"]).split("+")[0], pins
+    listed = host.check_output(f"{venv_python} -m pip list --format=json")
+    installed = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(listed)}
+    differ = {name: (version, installed.get(name.lower().replace("_", "-"))) for name, version in pins.items()
+              if installed.get(name.lower().replace("_", "-")) != version}
+    assert not differ, f"locked version, installed version: {differ}"

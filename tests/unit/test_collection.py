@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 INVENTORY = ROOT / "inventories" / "sandbox"
 # Roles a site run lists; xpulab_state is only included dynamically by the others.
-LISTED_ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.name != "xpulab_state")
+LISTED_ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.name not in ("xpulab_state", "xpulab_lock"))
 
 
 def tool(name: str) -> str:
@@ -44,7 +44,7 @@ def playbook(work: Path, collections: Path, *args: str) -> subprocess.CompletedP
 
 def test_artifact_holds_the_roles_plugins_and_playbooks(installed: Path) -> None:
     tree = installed / "installed" / "ansible_collections" / "xpulab" / "gpu"
-    for path in ("playbooks/site.yml", "meta/runtime.yml", "plugins/module_utils/openpgp.py",
+    for path in ("playbooks/site.yml", "playbooks/lock.yml", "roles/xpulab_lock/tasks/install.yml", "meta/runtime.yml", "plugins/module_utils/openpgp.py",
                  "plugins/modules/xpulab_apt_keyring.py", "roles/fleet_report/files/fleet_report.py",
                  *(f"roles/{role}/tasks/main.yml" for role in LISTED_ROLES)):
         assert (tree / path).is_file(), path
@@ -68,6 +68,7 @@ def test_installed_site_lists_every_roles_tasks(installed: Path) -> None:
         assert f"xpulab.gpu.{role} : " in listed.stdout, f"no task of {role} listed:\n{listed.stdout}"
     only_ffmpeg = playbook(installed, installed / "installed", "--list-tasks", "--tags", "ffmpeg")
     tasks = [line.strip() for line in only_ffmpeg.stdout.splitlines() if " : " in line]
-    # Besides FFmpeg's own tasks, only the argument-spec checks (tagged always) run.
-    others = [t for t in tasks if not t.startswith("xpulab.gpu.ffmpeg : ") and "Validating arguments" not in t]
+    # Besides FFmpeg's own tasks, only the argument-spec checks and the node run lock (tagged always) run.
+    others = [t for t in tasks if not t.startswith("xpulab.gpu.ffmpeg : ") and "Validating arguments" not in t
+              and not (t.startswith("xpulab.gpu.xpulab_state : ") and "TAGS: [always]" in t)]
     assert any(t.startswith("xpulab.gpu.ffmpeg : Compute the build fingerprint") for t in tasks) and not others, others

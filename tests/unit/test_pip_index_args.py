@@ -61,12 +61,12 @@ def role_tasks(role: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def pip_installs() -> list[tuple[str, str, dict[str, Any]]]:
-    """(role, label, task) for every ansible.builtin.pip task that installs."""
+    """(role, label, task) for every install the roles make: each imports xpulab.gpu.xpulab_lock tasks_from install."""
     found = []
     for role in sorted(p for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir()):
         for label, task in role_tasks(role):
-            pip = task.get("ansible.builtin.pip") or task.get("pip")
-            if pip is not None and pip.get("state", "present") != "absent":
+            spec = task.get("ansible.builtin.import_role") or task.get("ansible.builtin.include_role") or {}
+            if spec.get("name") == "xpulab.gpu.xpulab_lock" and spec.get("tasks_from") == "install":
                 found.append((role.name, label, task))
     return found
 
@@ -84,28 +84,34 @@ def mirror_vars(role: str, index: str, extra: str) -> dict[str, Any]:
     names = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
     values: dict[str, Any] = {name: index for name in names if name.endswith("_index_url")}
     values.update({name: [extra] for name in names if name.endswith("_extra_index_urls")})
-    return values
+    # The plugin install on an XPU node: torchcodec's and torchcodec-xpu's indexes together.
+    return {**values, "torchcodec_use_xpu": True}
 
 
 def rendered(index: str, extra: str) -> dict[str, list[str]]:
-    """label -> pip's extra arguments, split as the pip module splits them, for every installing pip task."""
+    """label -> pip's extra arguments (xpulab_lock_pip_args) for every install of the roles."""
     lines: dict[str, list[str]] = {}
     for role in sorted({role for role, _label, _task in pip_installs()}):
         mine = {label: task for r, label, task in pip_installs() if r == role}
         templates = set_facts(role)
         for task in mine.values():
-            templates.update(task.get("vars") or {})
-        out = render({label: task.get("ansible.builtin.pip", task.get("pip", {})).get("extra_args", "")
-                      for label, task in mine.items()},
+            templates.update({k: v for k, v in (task.get("vars") or {}).items() if k != "xpulab_lock_pip_args"})
+        out = render({label: task["vars"]["xpulab_lock_pip_args"] for label, task in mine.items()},
                      files=role_files(role), templates=templates, data=mirror_vars(role, index, extra))
-        lines.update({label: shlex.split(line) for label, line in out.items()})
+        lines.update({label: [str(arg) for arg in argv] for label, argv in out.items()})
     return lines
 
 
 def test_every_role_that_runs_pip_is_covered() -> None:
     labels = [label for _role, label, _task in pip_installs()]
     assert {label.split("/")[0] for label in labels} == {"pytorch", "torchcodec"}
-    assert len(labels) == 4, labels
+    assert len(labels) == 3, labels
+    # The only pip tasks that install are xpulab_lock's: from the lock with --require-hashes, or (opted out) by name.
+    pips = [task.get("ansible.builtin.pip") for role in sorted((ROOT / "roles").iterdir()) if (role / "tasks").is_dir()
+            for _label, task in role_tasks(role)
+            if "ansible.builtin.pip" in task and task["ansible.builtin.pip"].get("state", "present") != "absent"]
+    assert len(pips) == 2 and all("xpulab_lock_pip_args" in pip["extra_args"] for pip in pips), pips
+    assert [pip.get("requirements") is not None and "--require-hashes" in pip["extra_args"] for pip in pips] == [True, False]
 
 
 @pytest.fixture(scope="module")
