@@ -151,6 +151,17 @@ def test_clean_artifact_is_installed_root_owned_with_reset_modes(work: Path) -> 
     assert not Path(f"{release}.partial").exists()
 
 
+def test_fresh_node_gets_directories_others_can_reach(work: Path) -> None:
+    """On a node without /opt/ffmpeg the directories above the release are 0755 (the decode user loads the libraries)."""
+    shutil.rmtree(work / "opt")
+    sha = make_artifact(work / "cache" / ARTIFACT, {})
+    write_record(work / "cache", sha, node_inputs())
+    rc, out = run_install(work)
+    assert rc == 0, out[-4000:]
+    for directory in (work / "opt", work / "opt" / ".releases", work / "opt" / ".releases" / f"{VERSION}-{NODE_FP}"):
+        assert directory.stat().st_mode & 0o777 == 0o755, directory
+
+
 @pytest.mark.parametrize("entries", [
     {"bin/ffprobe": 0o4755},
     {"lib/libevil.so": 0o2755, "share/ffmpeg/open.txt": 0o666},
