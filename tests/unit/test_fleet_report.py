@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -549,7 +550,7 @@ def test_summary_covers_this_run_only(tmp_path: Path) -> None:
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(tmp_path / "hosts.ini"), str(tmp_path / "run.yml")],
         cwd=root, capture_output=True, text=True, timeout=300, check=False,
-        env={**__import__("os").environ, "XPULAB_REPORT_DIR": str(reports), "ANSIBLE_NOCOLOR": "1"},
+        env={**os.environ, "XPULAB_REPORT_DIR": str(reports), "ANSIBLE_NOCOLOR": "1"},
     )
     assert proc.returncode == 2, proc.stdout[-3000:]
     assert sorted(p.name for p in (reports / "nodes").iterdir()) == ["n1.json", "n2.json"]
