@@ -9,6 +9,14 @@ A node passes when its smoke report says "passed" and every device it found
 passed every clip. Exit codes: 0 every node passed, 1 a node failed or has no
 smoke report, 2 bad input (missing directory, invalid JSON, wrong types).
 
+With --history-dir (the run history records of the xpulab_history callback,
+<id>.json, schema 1), the report also charts decode fps per node and device
+over the last --history-runs runs and tables the newest record's seconds per
+role per node. The newest record is taken to be this run (the callback writes
+it, "running", when the report play starts): its fps come from the node
+reports. Files that cannot be read or have another schema are left out with
+a note; history never changes the exit code.
+
 The output depends only on the inputs (sorted nodes, cpu then xpu:N columns,
 no clock): the same files give byte-identical reports. Standard library only.
 """
@@ -43,10 +51,31 @@ PASS, FAIL, ABSENT, NONE = "pass", "FAIL", "absent", "-"
 # Bar colours by device column (cpu first); red is kept for failures.
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#76b7b2", "#edc948", "#b07aa1", "#9c755f", "#bab0ac")
 FAIL_COLOUR = "#d62728"
+HISTORY_SCHEMA = 1
+NO_ROLE = "(none)"  # the record's key for tasks outside roles
 
 
 class InputError(Exception):
     """Bad input: exit code 2."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run history record: per host, seconds per role, fps per device, smoke status."""
+
+    id: str
+    started: str
+    result: str
+    roles: dict[str, dict[str, float]]
+    fps: dict[str, dict[str, float]]
+    smoke: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class History:
+    runs: list[Run]  # oldest first; the newest is this run
+    notes: list[str]  # files left out, and why
+    limit: int = 20  # runs in the chart, this one included
 
 
 @dataclass(frozen=True)
@@ -147,6 +176,55 @@ def load_reports(directory: Path) -> list[tuple[str, Json]]:
     if not reports:
         raise InputError(f"no *.json node reports in {directory}")
     return sorted(reports, key=lambda item: item[0])
+
+
+def _numbers(value: Any, where: str) -> dict[str, float]:
+    """A {name: seconds or fps} mapping; nulls are dropped."""
+    _check(value, dict, where)
+    for key, item in value.items():
+        if item is not None and (isinstance(item, bool) or not isinstance(item, (int, float))):
+            raise InputError(f"{where}.{key} must be a number, not {type(item).__name__}")
+    return {str(k): float(v) for k, v in value.items() if v is not None}
+
+
+def parse_record(data: Any, source: str) -> Run:
+    """A history record (schema 1) as a Run; InputError when it is not one."""
+    _check(data, dict, f"{source}: the top level")
+    if data.get("schema") != HISTORY_SCHEMA:
+        raise InputError(f"{source}: schema {data.get('schema')!r}, not {HISTORY_SCHEMA}")
+    _check(data.get("hosts"), dict, f"{source}: hosts")
+    roles, fps, smoke = {}, {}, {}
+    for host, entry in data["hosts"].items():
+        _check(entry, dict, f"{source}: hosts.{host}")
+        roles[host] = _numbers(entry.get("roles") or {}, f"{source}: hosts.{host}.roles")
+        fps[host] = _numbers(entry.get("fps") or {}, f"{source}: hosts.{host}.fps")
+        smoke[host] = entry.get("smoke") if isinstance(entry.get("smoke"), str) else None
+    run_id, started = data.get("id"), data.get("started")
+    return Run(
+        id=run_id if isinstance(run_id, str) else Path(source).stem,
+        started=started if isinstance(started, str) else "",
+        result=str(data.get("result") or "unknown"),
+        roles=roles,
+        fps=fps,
+        smoke=smoke,
+    )
+
+
+def load_history(directory: Path, limit: int = 20) -> History:
+    """The schema-1 records in directory, oldest first (names sort by time); never raises."""
+    if not directory.is_dir():
+        return History([], [f"no run history in {directory}"], limit)
+    runs, notes = [], []
+    for path in sorted(directory.glob("*.json")):
+        if path.name.startswith("."):  # a record being written
+            continue
+        try:
+            runs.append(parse_record(json.loads(path.read_text(encoding="utf-8")), path.name))
+        except InputError as exc:
+            notes.append(f"history record left out: {exc}")
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            notes.append(f"history record left out: {path.name}: unreadable: {exc}")
+    return History(runs, notes, limit)
 
 
 # Analysis ------------------------------------------------------------
@@ -251,6 +329,72 @@ def first_clips(fleet: Fleet) -> list[str]:
     """Distinct names of each node's first clip (the clip the fps figures come from)."""
     clips = [(node.smoke or {}).get("clips") for node in fleet.nodes]
     return sorted({str(c[0].get("name")) for c in clips if c and c[0].get("name") is not None})
+
+
+# (label, {(node, device): (fps, node failed)}) per run in the history chart.
+Point = tuple[float, bool]
+ChartRun = tuple[str, dict[tuple[str, str], Point]]
+
+
+def chart_runs(fleet: Fleet, history: History) -> list[ChartRun]:
+    """The last history.limit runs with fps, oldest first; the last one is this run (the node reports)."""
+    current: dict[tuple[str, str], Point] = {
+        (node.name, device): (result.fps, not node.passed)
+        for node in fleet.nodes
+        for device, result in node.devices.items()
+        if result.present and result.fps is not None
+    }
+    *earlier, newest = history.runs or [Run("", "this run", "", {}, {}, {})]
+    runs: list[ChartRun] = [
+        (
+            run.started or run.id,
+            {
+                (host, device): (fps, run.smoke.get(host) not in (None, "passed"))
+                for host, devices in run.fps.items()
+                for device, fps in devices.items()
+            },
+        )
+        for run in earlier
+        if any(run.fps.values())  # runs that did not decode (check-only, failed early) are left out
+    ]
+    keep = runs[len(runs) - history.limit + 1 :] if history.limit > 1 else []
+    return [*keep, (newest.started or newest.id, current)]
+
+
+def seconds(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def roles_table(run: Run) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of seconds per role per node, a total column and a total row."""
+    hosts = sorted(run.roles)
+    roles = list(dict.fromkeys(role for host in hosts for role in run.roles[host]))
+    roles.sort(key=lambda role: role == NO_ROLE)  # stable: tasks outside roles last
+    rows = [
+        [host, *(seconds(run.roles[host][r]) if r in run.roles[host] else NONE for r in roles),
+         seconds(sum(run.roles[host].values()))]
+        for host in hosts
+    ]  # fmt: skip
+    sums = [sum(run.roles[host].get(role, 0.0) for host in hosts) for role in roles]
+    rows.append(["total", *(seconds(total) for total in sums), seconds(sum(sums))])
+    return ["node", *roles, "total"], rows
+
+
+def roles_heading(history: History) -> str:
+    if not history.runs:
+        return "Seconds per role: no run history record"
+    run = history.runs[-1]
+    return f"Seconds per role, run {run.id} ({run.result})"
+
+
+HISTORY_NOTE = (
+    "fps of each node's first clip per run (the rightmost: this run), from the run history records; "
+    "runs without decode results are left out; a red ring: the node failed its smoke test in that run."
+)
+ROLES_NOTE = (
+    "Seconds of each role's tasks on each node, from the newest run history record "
+    f"(this run; while it is running, up to the report). {NO_ROLE}: tasks outside roles."
+)
 
 
 # Table cells ---------------------------------------------------------
@@ -358,15 +502,23 @@ def md_escape(text: str) -> str:
     return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split())
 
 
-def render_markdown(fleet: Fleet) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |", "|" + " --- |" * len(header)]
+    return lines + ["| " + " | ".join(md_escape(cell) for cell in row) + " |" for row in rows]
+
+
+def render_markdown(fleet: Fleet, history: History | None = None) -> str:
     header, rows = table(fleet)
     lines = [f"# {md_escape(fleet.title)}", "", f"**{md_escape(verdict(fleet))}**", ""]
-    lines.append("| " + " | ".join(md_escape(h) for h in header) + " |")
-    lines.append("|" + " --- |" * len(header))
-    lines += ["| " + " | ".join(md_escape(text) for text, _cls in row) + " |" for row in rows]
+    lines += markdown_table(header, [[text for text, _cls in row] for row in rows])
     lines += ["", md_escape(fps_note(fleet)), "", "## Failures", ""]
     failures = [f for node in fleet.nodes for f in node.failures]
     lines += [f"- {md_escape(failure_text(f))}" for f in failures] or ["None."]
+    if history is not None:
+        lines += ["", f"## {md_escape(roles_heading(history))}", ""]
+        if history.runs:
+            lines += [*markdown_table(*roles_table(history.runs[-1])), "", md_escape(ROLES_NOTE)]
+        lines += ["", *(f"- {md_escape(note)}" for note in history.notes)] if history.notes else []
     return "\n".join(lines) + "\n"
 
 
@@ -467,6 +619,79 @@ def render_svg(fleet: Fleet) -> str:
     return "\n".join(out)
 
 
+def short_stamp(label: str) -> str:
+    """An axis label: "11-30 15:01" from an ISO 8601 UTC start time, else the label as it is."""
+    match = re.match(r"^\d{4}-(\d\d-\d\d)T(\d\d:\d\d)", label)
+    return f"{match.group(1)} {match.group(2)}" if match else label
+
+
+def render_history_svg(runs: list[ChartRun]) -> str:
+    """Line chart: one series (a <g class="series">) per node and device, one point per run it has fps in.
+
+    Runs are x positions, oldest left; a point whose node failed its smoke test
+    in that run has a red ring. Every point has a <title> (node, device, run, fps).
+    """
+    series = sorted(
+        {key for _label, points in runs for key in points}, key=lambda k: (k[0], device_key(k[1]))
+    )
+    step, plot_h, left, top, bottom = 70.0, 240.0, 70.0, 20.0, 80.0
+    legend_x = left + max(len(runs) - 1, 1) * step + 50
+    width = legend_x + 40 + 7 * max((len(f"{n} {d}") for n, d in series), default=8)
+    height = top + max(plot_h + bottom, 16.0 * len(series) + 20)
+    base, mid = top + plot_h, top + plot_h / 2
+    ticks = nice_ticks(max((fps for _l, points in runs for fps, _f in points.values()), default=0.0))
+    scale = plot_h / ticks[-1]
+    title = f"decode fps per node and device over the last {len(runs)} runs"
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart history" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="11" role="img" '
+        f'aria-label="{esc(title)}">',
+        f"<title>{esc(title)}</title>",
+    ]
+    for tick in ticks:
+        y = base - tick * scale
+        out += [_line(left, y, legend_x - 30, y, "#ddd"), _text(left - 6, y + 4, number(tick), "end")]
+    out += [_line(left, top, left, base, "#333"), _line(left, base, legend_x - 30, base, "#333")]
+    out.append(_text(16, mid, "decode fps", "middle", f' transform="rotate(-90 16 {mid:.1f})"'))
+    xs = [left + 20 + i * step for i in range(len(runs))]
+    for x, (label, _points) in zip(xs, runs):
+        out.append(
+            _text(
+                x, base + 14, short_stamp(label), "end", f' transform="rotate(-30 {x:.1f} {base + 14:.1f})"'
+            )
+        )
+    out.append(_text((left + legend_x - 30) / 2, height - 8, "run (UTC start)", "middle"))
+    if not series:
+        out.append(_text((left + legend_x - 30) / 2, mid, "no decode results", "middle"))
+    for s, (node, device) in enumerate(series):
+        colour, name = PALETTE[s % len(PALETTE)], f"{node} {device}"
+        dash = "" if device == "cpu" else ' stroke-dasharray="6 3"'
+        points = [
+            (x, label, pts[(node, device)]) for x, (label, pts) in zip(xs, runs) if (node, device) in pts
+        ]
+        coords = " ".join(f"{x:.1f},{base - fps * scale:.1f}" for x, _l, (fps, _f) in points)
+        out.append(
+            f'<g class="series" data-node="{esc(node)}" data-device="{esc(device)}"><title>{esc(name)}</title>'
+            f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'
+        )
+        for x, label, (fps, failed) in points:
+            ring = f' stroke="{FAIL_COLOUR}" stroke-width="2"' if failed else ""
+            text = f"{name}, run {label}: {number(fps)} fps" + (" (node failed)" if failed else "")
+            out.append(
+                f'<circle class="point" data-run="{esc(label)}" cx="{x:.1f}" cy="{base - fps * scale:.1f}" '
+                f'r="4" fill="{colour}"{ring}><title>{esc(text)}</title></circle>'
+            )
+        y = top + 16 * s + 6
+        out += [
+            f'<line x1="{legend_x:.1f}" y1="{y:.1f}" x2="{legend_x + 24:.1f}" y2="{y:.1f}" stroke="{colour}" '
+            f'stroke-width="2"{dash}/>',
+            _text(legend_x + 30, y + 4, name),
+            "</g>",
+        ]
+    out.append("</svg>")
+    return "\n".join(out)
+
+
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
@@ -482,7 +707,29 @@ p.verdict.fail { color: #b00020; }
 """.strip()
 
 
-def render_html(fleet: Fleet) -> str:
+def render_history_html(fleet: Fleet, history: History) -> list[str]:
+    runs = chart_runs(fleet, history)
+    out = [
+        "<h2>Decode rate over the last runs</h2>",
+        render_history_svg(runs),
+        f'<p class="note">{esc(HISTORY_NOTE)}</p>',
+        f"<h2>{esc(roles_heading(history))}</h2>",
+    ]
+    if history.runs:
+        header, rows = roles_table(history.runs[-1])
+        out += ['<table class="roles">', "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+        for row in rows:
+            cells = "".join(
+                f"<td>{esc(cell)}</td>" if i else f"<th>{esc(cell)}</th>" for i, cell in enumerate(row)
+            )
+            out.append(f"<tr>{cells}</tr>")
+        out += ["</table>", f'<p class="note">{esc(ROLES_NOTE)}</p>']
+    if history.notes:
+        out += ['<ul class="note">', *(f"<li>{esc(note)}</li>" for note in history.notes), "</ul>"]
+    return out
+
+
+def render_html(fleet: Fleet, history: History | None = None) -> str:
     header, rows = table(fleet)
     css = "pass" if fleet.passed else "fail"
     out = [
@@ -508,7 +755,9 @@ def render_html(fleet: Fleet) -> str:
         out += ["<ul>", *(f"<li>{esc(failure_text(f))}</li>" for f in failures), "</ul>"]
     else:
         out.append("<p>None.</p>")
-    out += ["<h2>Decode rate</h2>", render_svg(fleet), "</body>", "</html>"]
+    out += ["<h2>Decode rate</h2>", render_svg(fleet)]
+    out += render_history_html(fleet, history) if history is not None else []
+    out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"
 
 
@@ -525,7 +774,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="Markdown report to write")
     parser.add_argument("--html", type=Path, metavar="FILE", help="HTML report to write")
     parser.add_argument("--title", default=DEFAULT_TITLE, help=f"report title (default: {DEFAULT_TITLE})")
+    parser.add_argument("--history-dir", type=Path, metavar="DIR", help="run history records (<id>.json)")
+    parser.add_argument(
+        "--history-runs", type=positive, default=20, metavar="N", help="runs in the fps chart (default: 20)"
+    )
     return parser
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
 
 
 def write(path: Path, text: str) -> None:
@@ -543,11 +802,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         fleet = build_fleet(load_reports(args.reports_dir), args.title)
-        markdown = render_markdown(fleet)
+        history = load_history(args.history_dir, args.history_runs) if args.history_dir else None
+        markdown = render_markdown(fleet, history)
         if args.markdown:
             write(args.markdown, markdown)
         if args.html:
-            write(args.html, render_html(fleet))
+            write(args.html, render_html(fleet, history))
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
