@@ -147,6 +147,67 @@ def fleet_of(*nodes: Json) -> fleet_report.Fleet:
     return fleet_report.build_fleet(reports)
 
 
+def history_record(
+    run_id: str,
+    hosts: dict[str, tuple[dict[str, float], dict[str, float], str | None]],
+    result: str = "passed",
+) -> Json:
+    """A run history record (schema 1, as the xpulab_history callback writes it): host -> (roles, fps, smoke)."""
+    started = f"{run_id[0:4]}-{run_id[4:6]}-{run_id[6:8]}T{run_id[9:11]}:{run_id[11:13]}:{run_id[13:15]}Z"
+    counts = {"ok": 10, "changed": 0, "failed": 0, "unreachable": 0, "skipped": 2, "rescued": 0, "ignored": 0}
+    return {
+        "schema": 1,
+        "id": run_id,
+        "started": started,
+        "finished": None if result == "running" else started,
+        "playbook": "site.yml",
+        "inventory": ["inventories/sandbox"],
+        "limit": None,
+        "tags": ["all"],
+        "check_mode": False,
+        "controller": "controller",
+        "user": "root",
+        "result": result,
+        "hosts": {
+            host: {**counts, "roles": roles, "smoke": smoke, "fps": fps}
+            for host, (roles, fps, smoke) in hosts.items()
+        },
+    }
+
+
+def write_history(directory: Path, *records: Json) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for record in records:
+        (directory / f"{record['id']}.json").write_text(json.dumps(record))
+    return directory
+
+
+ROLES = {"intel_gpu": 3.2, "ffmpeg": 5.1, "pytorch": 7.9, "(none)": 1.0}
+
+
+def sandbox_history() -> list[Json]:
+    """Three earlier runs of the two sandbox nodes (one without decode results) and this run, running."""
+    both = ("xpulab-node1", "xpulab-node2")
+    return [
+        history_record(
+            "20261130T110102Z-1a2b3c4d",
+            {"xpulab-node1": (ROLES, {"cpu": 2600.0, "xpu:0": 1700.0}, "passed"),
+             "xpulab-node2": (ROLES, {"cpu": 2480.0}, "failed")},
+        ),
+        history_record("20261130T120102Z-00000000", {h: (ROLES, {}, None) for h in both}, "failed"),
+        history_record(
+            "20261130T130102Z-2b3c4d5e",
+            {h: (ROLES, {"cpu": 2500.0 + i, "xpu:0": 1800.0}, "passed") for i, h in enumerate(both)},
+        ),
+        history_record(
+            "20261130T140102Z-3c4d5e6f",
+            {"xpulab-node1": ({"intel_gpu": 2.0, "ffmpeg": 540.25, "(none)": 0.5}, {}, None),
+             "xpulab-node2": ({"intel_gpu": 2.5, "pytorch": 61.0, "(none)": 0.25}, {}, None)},
+            "running",
+        ),
+    ]  # fmt: skip
+
+
 def bars(svg: str) -> list[tuple[str, str]]:
     return re.findall(r'<rect class="bar" data-node="([^"]*)" data-device="([^"]*)"', svg)
 
@@ -535,21 +596,50 @@ def test_summary_covers_this_run_only(tmp_path: Path) -> None:
     stale = {"node": "n2", "smoke": {"status": "passed", "devices": [], "clips": []}}
     (reports / "nodes" / "n2.json").write_text(json.dumps(stale))
     (reports / "nodes" / "n3.json").write_text(json.dumps({**stale, "node": "n3"}))
+    # This run's history record, as the callback writes it when the report play starts.
+    running = history_record(
+        "20261130T150102Z-1a2b3c4d", {"n1": ({"decode_smoke": 4.5}, {}, None)}, "running"
+    )
+    write_history(reports / "history", running)
     (tmp_path / "hosts.ini").write_text(
         "[xpulab_nodes]\nn1\nn2\n[xpulab_nodes:vars]\nansible_connection=local\n"
         f"ansible_python_interpreter={sys.executable}\n"
     )
-    smoke_ok = {"status": "passed", "devices": [{"device": "cpu", "status": "passed"}],
-                "clips": [{"name": CLIP, "results": {"cpu": result()}}]}
-    (tmp_path / "run.yml").write_text(json.dumps([
-        {"hosts": "xpulab_nodes", "gather_facts": False, "tasks": [
-            {"ansible.builtin.fail": {"msg": "earlier role failed"}, "when": "inventory_hostname == 'n2'"},
-            {"ansible.builtin.set_fact": {"decode_smoke_result": smoke_ok}}]},
-        {"ansible.builtin.import_playbook": str(root / "playbooks" / "report.yml")},
-    ]))
+    smoke_ok = {
+        "status": "passed",
+        "devices": [{"device": "cpu", "status": "passed"}],
+        "clips": [{"name": CLIP, "results": {"cpu": result()}}],
+    }
+    (tmp_path / "run.yml").write_text(
+        json.dumps(
+            [
+                {
+                    "hosts": "xpulab_nodes",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "ansible.builtin.fail": {"msg": "earlier role failed"},
+                            "when": "inventory_hostname == 'n2'",
+                        },
+                        {"ansible.builtin.set_fact": {"decode_smoke_result": smoke_ok}},
+                    ],
+                },
+                {"ansible.builtin.import_playbook": str(root / "playbooks" / "report.yml")},
+            ]
+        )
+    )
     proc = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(tmp_path / "hosts.ini"), str(tmp_path / "run.yml")],
-        cwd=root, capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "-i",
+            str(tmp_path / "hosts.ini"),
+            str(tmp_path / "run.yml"),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "XPULAB_REPORT_DIR": str(reports), "ANSIBLE_NOCOLOR": "1"},
     )
     assert proc.returncode == 2, proc.stdout[-3000:]
@@ -558,3 +648,200 @@ def test_summary_covers_this_run_only(tmp_path: Path) -> None:
     assert "1 of 2 nodes passed" in summary, summary
     assert "did not report in this run" in summary, summary
     assert "n3" not in summary
+    assert "## Seconds per role, run 20261130T150102Z-1a2b3c4d (running)" in summary, summary
+    assert "| n1 | 4.5 | 4.5 |" in summary, summary
+    assert (
+        '<svg xmlns="http://www.w3.org/2000/svg" class="chart history"'
+        in (reports / "fleet-summary.html").read_text()
+    )
+
+
+# ------------------------------------------------- run history (--history-dir)
+
+
+def series(svg: str) -> dict[tuple[str, str], list[str]]:
+    """(node, device) -> the data-run of each point, in the order drawn."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for node, device, body in re.findall(
+        r'<g class="series" data-node="([^"]*)" data-device="([^"]*)">(.*?)</g>', svg, re.DOTALL
+    ):
+        found[(node, device)] = re.findall(r'<circle class="point" data-run="([^"]*)"', body)
+    return found
+
+
+def test_parse_record_keeps_roles_fps_and_smoke() -> None:
+    record = history_record(
+        "20261130T150102Z-1a2b3c4d", {"n1": ({"ffmpeg": 5, "(none)": 1.5}, {"cpu": 512.3}, "passed")}
+    )
+    record["hosts"]["n2"] = {"roles": None, "fps": {"cpu": None}, "smoke": 3}
+    run = fleet_report.parse_record(record, "r.json")
+    assert (run.id, run.started, run.result) == (
+        "20261130T150102Z-1a2b3c4d",
+        "2026-11-30T15:01:02Z",
+        "passed",
+    )
+    assert run.roles == {"n1": {"ffmpeg": 5.0, "(none)": 1.5}, "n2": {}}
+    assert run.fps == {"n1": {"cpu": 512.3}, "n2": {}}  # a null fps is no point
+    assert run.smoke == {"n1": "passed", "n2": None}
+
+
+def test_load_history_leaves_out_bad_records_with_a_note(tmp_path: Path) -> None:
+    directory = write_history(tmp_path / "history", *sandbox_history())
+    bad = {
+        "a-broken.json": '{"schema": 1, ',
+        "b-schema2.json": json.dumps({**sandbox_history()[0], "schema": 2}),
+        "c-list.json": "[]",
+        "d-roles.json": json.dumps(history_record("x", {"n": ({"ffmpeg": "5s"}, {}, None)})),
+        "e-bool.json": json.dumps(history_record("x", {"n": ({}, {"cpu": True}, None)})),
+        "f-hosts.json": json.dumps({"schema": 1, "hosts": []}),
+    }
+    for name, text in bad.items():
+        (directory / name).write_text(text)
+    (directory / "g-binary.json").write_bytes(b"\xff\xfe\x00")
+    (directory / ".20261130T160000Z-tmp.json").write_text("{")  # being written: skipped silently
+    (directory / "notes.txt").write_text("not a record")
+    history = fleet_report.load_history(directory, 5)
+    assert [run.id for run in history.runs] == [r["id"] for r in sandbox_history()]  # sorted by name
+    assert history.limit == 5
+    assert len(history.notes) == 7
+    assert history.notes[0].startswith("history record left out: a-broken.json: unreadable: ")
+    assert history.notes[1:6] == [
+        "history record left out: b-schema2.json: schema 2, not 1",
+        "history record left out: c-list.json: the top level must be dict, not list",
+        "history record left out: d-roles.json: hosts.n.roles.ffmpeg must be a number, not str",
+        "history record left out: e-bool.json: hosts.n.fps.cpu must be a number, not bool",
+        "history record left out: f-hosts.json: hosts must be dict, not list",
+    ]
+    assert history.notes[6].startswith("history record left out: g-binary.json: unreadable: ")
+
+
+def test_load_history_missing_directory(tmp_path: Path) -> None:
+    history = fleet_report.load_history(tmp_path / "none")
+    assert history.runs == [] and history.notes == [f"no run history in {tmp_path / 'none'}"]
+
+
+def test_chart_runs_this_run_from_the_node_reports(tmp_path: Path) -> None:
+    history = fleet_report.load_history(write_history(tmp_path / "h", *sandbox_history()))
+    runs = fleet_report.chart_runs(fleet_of(*sandbox_nodes()), history)
+    # The run without decode results is left out; the newest record (running) is this run,
+    # its points are the node reports' (xpu:0 absent there: no point).
+    assert runs == [
+        ("2026-11-30T11:01:02Z", {("xpulab-node1", "cpu"): (2600.0, False), ("xpulab-node1", "xpu:0"): (1700.0, False),
+                                  ("xpulab-node2", "cpu"): (2480.0, True)}),
+        ("2026-11-30T13:01:02Z", {("xpulab-node1", "cpu"): (2500.0, False), ("xpulab-node1", "xpu:0"): (1800.0, False),
+                                  ("xpulab-node2", "cpu"): (2501.0, False), ("xpulab-node2", "xpu:0"): (1800.0, False)}),
+        ("2026-11-30T14:01:02Z", {("xpulab-node1", "cpu"): (2642.3, False), ("xpulab-node2", "cpu"): (2510.9, False)}),
+    ]  # fmt: skip
+    limited = fleet_report.History(history.runs, [], limit=2)
+    assert [label for label, _ in fleet_report.chart_runs(fleet_of(*sandbox_nodes()), limited)] == [
+        "2026-11-30T13:01:02Z",
+        "2026-11-30T14:01:02Z",
+    ]
+    only = fleet_report.History(history.runs, [], limit=1)
+    assert [label for label, _ in fleet_report.chart_runs(fleet_of(*sandbox_nodes()), only)] == [
+        "2026-11-30T14:01:02Z"
+    ]
+    empty = fleet_report.chart_runs(fleet_of(two_xpu_node()), fleet_report.History([], []))
+    assert [label for label, _ in empty] == ["this run"]
+    assert empty[0][1][("gpu-node", "xpu:1")] == (4100.4, True)  # the node failed: red ring
+
+
+def test_roles_table_totals_and_order() -> None:
+    run = fleet_report.parse_record(sandbox_history()[-1], "r.json")
+    header, rows = fleet_report.roles_table(run)
+    assert header == ["node", "intel_gpu", "ffmpeg", "pytorch", "(none)", "total"]  # (none) last
+    assert rows == [
+        ["xpulab-node1", "2.0", "540.2", "-", "0.5", "542.8"],
+        ["xpulab-node2", "2.5", "-", "61.0", "0.2", "63.8"],
+        ["total", "4.5", "540.2", "61.0", "0.8", "606.5"],
+    ]
+
+
+def test_markdown_with_history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports = write_nodes(tmp_path / "in", *sandbox_nodes())
+    history = write_history(tmp_path / "history", *sandbox_history())
+    (history / "broken.json").write_text("{")
+    md = tmp_path / "out" / "fleet.md"
+    args = ["--reports-dir", str(reports), "--history-dir", str(history), "--markdown", str(md)]
+    assert fleet_report.main(args) == 0  # a bad record never fails the report
+    text = md.read_text()
+    assert text.startswith(SANDBOX_MARKDOWN)
+    assert text[len(SANDBOX_MARKDOWN) :] == (
+        "\n## Seconds per role, run 20261130T140102Z-3c4d5e6f (running)\n\n"
+        "| node | intel_gpu | ffmpeg | pytorch | (none) | total |\n"
+        "| --- | --- | --- | --- | --- | --- |\n"
+        "| xpulab-node1 | 2.0 | 540.2 | - | 0.5 | 542.8 |\n"
+        "| xpulab-node2 | 2.5 | - | 61.0 | 0.2 | 63.8 |\n"
+        "| total | 4.5 | 540.2 | 61.0 | 0.8 | 606.5 |\n\n"
+        f"{fleet_report.ROLES_NOTE}\n\n"
+        "- history record left out: broken.json: unreadable: Expecting property name enclosed in double quotes:"
+        " line 1 column 2 (char 1)\n"
+    )
+    assert capsys.readouterr().out == text
+
+
+def test_markdown_without_history_records(tmp_path: Path) -> None:
+    fleet = fleet_of(*sandbox_nodes())
+    text = fleet_report.render_markdown(fleet, fleet_report.load_history(tmp_path))
+    assert text.endswith(f"\n## Seconds per role: no run history record\n")
+    page = fleet_report.render_html(fleet, fleet_report.load_history(tmp_path / "gone"))
+    assert (
+        "<h2>Seconds per role: no run history record</h2>" in page
+        and "roles" not in page.split("<h2>Decode rate over")[0]
+    )
+    assert f"<li>no run history in {tmp_path / 'gone'}</li>" in page
+
+
+def test_history_svg_series_points_and_titles(tmp_path: Path) -> None:
+    fleet = fleet_of(*sandbox_nodes())
+    history = fleet_report.load_history(write_history(tmp_path / "h", *sandbox_history()))
+    svg = fleet_report.render_history_svg(fleet_report.chart_runs(fleet, history))
+    runs = ["2026-11-30T11:01:02Z", "2026-11-30T13:01:02Z", "2026-11-30T14:01:02Z"]
+    assert series(svg) == {
+        ("xpulab-node1", "cpu"): runs,
+        ("xpulab-node1", "xpu:0"): runs[:2],
+        ("xpulab-node2", "cpu"): runs,
+        ("xpulab-node2", "xpu:0"): runs[1:2],
+    }
+    assert svg.count(f'stroke="{fleet_report.FAIL_COLOUR}"') == 1  # node2 failed in the first run
+    assert "<title>decode fps per node and device over the last 3 runs</title>" in svg
+    assert "<title>xpulab-node2 cpu, run 2026-11-30T11:01:02Z: 2480 fps (node failed)</title>" in svg
+    assert ">11-30 11:01<" in svg and ">11-30 14:01<" in svg and ">xpulab-node1 xpu:0<" in svg
+    # y: 0 fps at the x axis (y 260), ticks to 3000 over 240 px: 2600 fps at y 52, 1700 at 124.
+    points = re.findall(r'data-run="([^"]*)" cx="([^"]*)" cy="([^"]*)"', svg)
+    assert points[0] == ("2026-11-30T11:01:02Z", "90.0", "52.0")  # xpulab-node1 cpu
+    assert points[3] == ("2026-11-30T11:01:02Z", "90.0", "124.0")  # xpulab-node1 xpu:0
+    assert sorted({float(x) for _r, x, _y in points}) == [90.0, 160.0, 230.0]
+
+
+def test_history_svg_escapes_and_empty() -> None:
+    evil = '<script>alert("x")</script>&'
+    svg = fleet_report.render_history_svg([(evil, {(evil, "cpu"): (10.0, False)})])
+    assert "<script" not in svg and 'data-node="&lt;script&gt;' in svg
+    empty = fleet_report.render_history_svg([("this run", {})])
+    assert "no decode results" in empty and "<g class" not in empty
+
+
+def test_history_output_is_deterministic(tmp_path: Path) -> None:
+    reports = write_nodes(tmp_path / "in", two_xpu_node(), *sandbox_nodes())
+    history = write_history(tmp_path / "h", *sandbox_history())
+    pages = []
+    for run in ("a", "b"):
+        page = tmp_path / run / "f.html"
+        assert (
+            fleet_report.main(
+                ["--reports-dir", str(reports), "--history-dir", str(history), "--html", str(page)]
+            )
+            == 1
+        )
+        pages.append(page.read_bytes())
+    assert pages[0] == pages[1]
+    assert b'<table class="roles">' in pages[0]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x"])
+def test_history_runs_must_be_positive(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fleet_report.main(["--reports-dir", str(tmp_path), "--history-runs", value]) == 2
+    assert "not a positive integer" in capsys.readouterr().err

@@ -515,9 +515,9 @@ def render_markdown(fleet: Fleet, history: History | None = None) -> str:
     failures = [f for node in fleet.nodes for f in node.failures]
     lines += [f"- {md_escape(failure_text(f))}" for f in failures] or ["None."]
     if history is not None:
-        lines += ["", f"## {md_escape(roles_heading(history))}", ""]
+        lines += ["", f"## {md_escape(roles_heading(history))}"]
         if history.runs:
-            lines += [*markdown_table(*roles_table(history.runs[-1])), "", md_escape(ROLES_NOTE)]
+            lines += ["", *markdown_table(*roles_table(history.runs[-1])), "", md_escape(ROLES_NOTE)]
         lines += ["", *(f"- {md_escape(note)}" for note in history.notes)] if history.notes else []
     return "\n".join(lines) + "\n"
 
