@@ -12,7 +12,8 @@ export PY_COLORS ?= 0
 # beside the checkout unless XPULAB_MEDIA_DIR says otherwise).
 export XPULAB_MEDIA_DIR ?= $(CURDIR)/../shared/media
 
-SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns git curl xz-utils ca-certificates make gnupg apt-utils
+# chromium: the fleet report's browser test (tests/unit/test_fleet_report_browser.py).
+SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns git curl xz-utils ca-certificates make gnupg apt-utils chromium
 
 COLLECTION_DIR := $(CURDIR)/.cache/collection
 # Times each stage into $$XPULAB_STAGE_LOG when set (.ci/run prints them).
