@@ -663,7 +663,7 @@ def series(svg: str) -> dict[tuple[str, str], list[str]]:
     """(node, device) -> the data-run of each point, in the order drawn."""
     found: dict[tuple[str, str], list[str]] = {}
     for node, device, body in re.findall(
-        r'<g class="series" data-node="([^"]*)" data-device="([^"]*)">(.*?)</g>', svg, re.DOTALL
+        r'<g class="series" data-node="([^"]*)" data-device="([^"]*)"[^>]*>(.*?)</g>', svg, re.DOTALL
     ):
         found[(node, device)] = re.findall(r'<circle class="point" data-run="([^"]*)"', body)
     return found
@@ -805,6 +805,11 @@ def test_history_svg_series_points_and_titles(tmp_path: Path) -> None:
     }
     assert svg.count(f'stroke="{fleet_report.FAIL_COLOUR}"') == 1  # node2 failed in the first run
     assert "<title>decode fps per node and device over the last 3 runs</title>" in svg
+    assert 'role="group" aria-label="decode fps per node and device over the last 3 runs"' in svg
+    assert (
+        'data-device="xpu:0" role="group" aria-label="xpulab-node1 xpu:0"><title>xpulab-node1 xpu:0</title>'
+        in svg
+    )
     assert "<title>xpulab-node2 cpu, run 2026-11-30T11:01:02Z: 2480 fps (node failed)</title>" in svg
     assert ">11-30 11:01<" in svg and ">11-30 14:01<" in svg and ">xpulab-node1 xpu:0<" in svg
     # y: 0 fps at the x axis (y 260), ticks to 3000 over 240 px: 2600 fps at y 52, 1700 at 124.

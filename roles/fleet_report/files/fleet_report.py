@@ -53,6 +53,7 @@ PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#76b7b2", "#edc948", "#b07aa1", "#9
 FAIL_COLOUR = "#d62728"
 HISTORY_SCHEMA = 1
 NO_ROLE = "(none)"  # the record's key for tasks outside roles
+DEFAULT_HISTORY_RUNS = 20
 
 
 class InputError(Exception):
@@ -75,7 +76,7 @@ class Run:
 class History:
     runs: list[Run]  # oldest first; the newest is this run
     notes: list[str]  # files left out, and why
-    limit: int = 20  # runs in the chart, this one included
+    limit: int = DEFAULT_HISTORY_RUNS  # runs in the chart, this one included
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,9 @@ def parse_record(data: Any, source: str) -> Run:
     if data.get("schema") != HISTORY_SCHEMA:
         raise InputError(f"{source}: schema {data.get('schema')!r}, not {HISTORY_SCHEMA}")
     _check(data.get("hosts"), dict, f"{source}: hosts")
-    roles, fps, smoke = {}, {}, {}
+    roles: dict[str, dict[str, float]] = {}
+    fps: dict[str, dict[str, float]] = {}
+    smoke: dict[str, str | None] = {}
     for host, entry in data["hosts"].items():
         _check(entry, dict, f"{source}: hosts.{host}")
         roles[host] = _numbers(entry.get("roles") or {}, f"{source}: hosts.{host}.roles")
@@ -210,11 +213,12 @@ def parse_record(data: Any, source: str) -> Run:
     )
 
 
-def load_history(directory: Path, limit: int = 20) -> History:
+def load_history(directory: Path, limit: int = DEFAULT_HISTORY_RUNS) -> History:
     """The schema-1 records in directory, oldest first (names sort by time); never raises."""
     if not directory.is_dir():
         return History([], [f"no run history in {directory}"], limit)
-    runs, notes = [], []
+    runs: list[Run] = []
+    notes: list[str] = []
     for path in sorted(directory.glob("*.json")):
         if path.name.startswith("."):  # a record being written
             continue
@@ -629,7 +633,8 @@ def render_history_svg(runs: list[ChartRun]) -> str:
     """Line chart: one series (a <g class="series">) per node and device, one point per run it has fps in.
 
     Runs are x positions, oldest left; a point whose node failed its smoke test
-    in that run has a red ring. Every point has a <title> (node, device, run, fps).
+    in that run has a red ring. For assistive technology the chart, each series
+    and each point are labelled (a <title>: node, device, run, fps).
     """
     series = sorted(
         {key for _label, points in runs for key in points}, key=lambda k: (k[0], device_key(k[1]))
@@ -644,7 +649,7 @@ def render_history_svg(runs: list[ChartRun]) -> str:
     title = f"decode fps per node and device over the last {len(runs)} runs"
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart history" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="11" role="img" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="11" role="group" '
         f'aria-label="{esc(title)}">',
         f"<title>{esc(title)}</title>",
     ]
@@ -671,7 +676,8 @@ def render_history_svg(runs: list[ChartRun]) -> str:
         ]
         coords = " ".join(f"{x:.1f},{base - fps * scale:.1f}" for x, _l, (fps, _f) in points)
         out.append(
-            f'<g class="series" data-node="{esc(node)}" data-device="{esc(device)}"><title>{esc(name)}</title>'
+            f'<g class="series" data-node="{esc(node)}" data-device="{esc(device)}" role="group" '
+            f'aria-label="{esc(name)}"><title>{esc(name)}</title>'
             f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'
         )
         for x, label, (fps, failed) in points:
@@ -679,7 +685,7 @@ def render_history_svg(runs: list[ChartRun]) -> str:
             text = f"{name}, run {label}: {number(fps)} fps" + (" (node failed)" if failed else "")
             out.append(
                 f'<circle class="point" data-run="{esc(label)}" cx="{x:.1f}" cy="{base - fps * scale:.1f}" '
-                f'r="4" fill="{colour}"{ring}><title>{esc(text)}</title></circle>'
+                f'r="4" fill="{colour}"{ring} role="img"><title>{esc(text)}</title></circle>'
             )
         y = top + 16 * s + 6
         out += [
@@ -776,7 +782,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--title", default=DEFAULT_TITLE, help=f"report title (default: {DEFAULT_TITLE})")
     parser.add_argument("--history-dir", type=Path, metavar="DIR", help="run history records (<id>.json)")
     parser.add_argument(
-        "--history-runs", type=positive, default=20, metavar="N", help="runs in the fps chart (default: 20)"
+        "--history-runs",
+        type=positive,
+        default=DEFAULT_HISTORY_RUNS,
+        metavar="N",
+        help="runs in the fps chart",
     )
     return parser
 
