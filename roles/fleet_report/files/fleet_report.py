@@ -202,14 +202,10 @@ def parse_record(data: Any, source: str) -> Run:
         roles[host] = _numbers(entry.get("roles") or {}, f"{source}: hosts.{host}.roles")
         fps[host] = _numbers(entry.get("fps") or {}, f"{source}: hosts.{host}.fps")
         smoke[host] = entry.get("smoke") if isinstance(entry.get("smoke"), str) else None
-    run_id, started = data.get("id"), data.get("started")
+    run_id, started, result = data.get("id"), data.get("started"), data.get("result")
+    run_id = run_id if isinstance(run_id, str) else Path(source).stem
     return Run(
-        id=run_id if isinstance(run_id, str) else Path(source).stem,
-        started=started if isinstance(started, str) else "",
-        result=str(data.get("result") or "unknown"),
-        roles=roles,
-        fps=fps,
-        smoke=smoke,
+        run_id, started if isinstance(started, str) else "", str(result or "unknown"), roles, fps, smoke
     )
 
 
@@ -349,18 +345,11 @@ def chart_runs(fleet: Fleet, history: History) -> list[ChartRun]:
         if result.present and result.fps is not None
     }
     *earlier, newest = history.runs or [Run("", "this run", "", {}, {}, {})]
-    runs: list[ChartRun] = [
-        (
-            run.started or run.id,
-            {
-                (host, device): (fps, run.smoke.get(host) not in (None, "passed"))
-                for host, devices in run.fps.items()
-                for device, fps in devices.items()
-            },
-        )
-        for run in earlier
-        if any(run.fps.values())  # runs that did not decode (check-only, failed early) are left out
-    ]
+    runs: list[ChartRun] = []
+    for run in earlier:  # runs that did not decode (check-only, failed early) are left out
+        points = {(host, device): (fps, run.smoke.get(host) not in (None, "passed"))
+                  for host, devices in run.fps.items() for device, fps in devices.items()}  # fmt: skip
+        runs += [(run.started or run.id, points)] if points else []
     keep = runs[len(runs) - history.limit + 1 :] if history.limit > 1 else []
     return [*keep, (newest.started or newest.id, current)]
 
@@ -660,11 +649,8 @@ def render_history_svg(runs: list[ChartRun]) -> str:
     out.append(_text(16, mid, "decode fps", "middle", f' transform="rotate(-90 16 {mid:.1f})"'))
     xs = [left + 20 + i * step for i in range(len(runs))]
     for x, (label, _points) in zip(xs, runs):
-        out.append(
-            _text(
-                x, base + 14, short_stamp(label), "end", f' transform="rotate(-30 {x:.1f} {base + 14:.1f})"'
-            )
-        )
+        rotate = f' transform="rotate(-30 {x:.1f} {base + 14:.1f})"'
+        out.append(_text(x, base + 14, short_stamp(label), "end", rotate))
     out.append(_text((left + legend_x - 30) / 2, height - 8, "run (UTC start)", "middle"))
     if not series:
         out.append(_text((left + legend_x - 30) / 2, mid, "no decode results", "middle"))
