@@ -177,6 +177,6 @@ class LiveView:
             if kind == "runner_on_unreachable" or (kind == "runner_on_failed" and not data.get("ignore_errors")):
                 node.state = "unreachable" if kind == "runner_on_unreachable" else "failed"
                 res = data.get("res") or {}
-                self._emit(f"{host} {node.state.upper()} at {node.role}: {node.task}: "
+                self._emit(f"{clock(time.monotonic() - self.start):>7} {host} {node.state.upper()} at {node.role}: {node.task}: "
                            + " ".join(str(res.get("msg") or res.get("stderr") or "").split())[:500])
         self._draw()

@@ -69,10 +69,14 @@ def report_dir() -> str:
     return os.path.realpath(os.environ.get("XPULAB_REPORT_DIR") or default)
 
 
-def node_smoke(path: str, since: float) -> tuple[str | None, dict[str, float]]:
-    """(smoke status, fps per device of the first clip) of a node report written at or after `since`."""
+def node_smoke(path: str, since: float, reported: bool = False) -> tuple[str | None, dict[str, float]]:
+    """(smoke status, fps per device of the first clip) of a node report this run wrote.
+
+    This run wrote it when a task reported it as its dest (`reported`; an
+    unchanged copy keeps its mtime) or when it was modified at or after `since`.
+    """
     try:
-        if os.stat(path).st_mtime < since:
+        if not reported and os.stat(path).st_mtime < since:
             return None, {}
         with open(path, encoding="utf-8") as handle:
             smoke = (json.load(handle) or {}).get("smoke")
@@ -105,6 +109,7 @@ class CallbackModule(CallbackBase):
         self._path = ""
         self._starts: dict[tuple[str, str], tuple[float, str]] = {}
         self._hosts: dict[str, dict[str, Any]] = {}
+        self._dests: set[str] = set()  # files tasks of this run wrote (their result's dest)
 
     # ------------------------------------------------------------ record
 
@@ -117,7 +122,8 @@ class CallbackModule(CallbackBase):
         try:
             nodes = os.path.join(report_dir(), "nodes")
             for name, host in self._hosts.items():
-                host["smoke"], host["fps"] = node_smoke(os.path.join(nodes, f"{name}.json"), self._t0)
+                path = os.path.join(nodes, f"{name}.json")
+                host["smoke"], host["fps"] = node_smoke(path, self._t0, os.path.realpath(path) in self._dests)
             self._record["hosts"] = {name: self._hosts[name] for name in sorted(self._hosts)}
             directory = os.path.dirname(self._path)
             os.makedirs(directory, exist_ok=True)
@@ -173,8 +179,10 @@ class CallbackModule(CallbackBase):
             roles = host["roles"]
             roles[start[1]] = round(roles.get(start[1], 0.0) + time.time() - start[0], 3)
         host[count] += 1
-        if count == "ok" and result._result.get("changed"):
-            host["changed"] += 1
+        if count == "ok":
+            host["changed"] += bool(result._result.get("changed"))
+            if isinstance(result._result.get("dest"), str):
+                self._dests.add(os.path.realpath(result._result["dest"]))
 
     def v2_runner_on_ok(self, result: Any) -> None:
         self._done(result, "ok")
