@@ -33,7 +33,8 @@ CLOSE = [
      "register": "cli_test_history"},
     {"name": "Keep a copy of the running record", "ansible.builtin.copy": {
         "src": "{{ (cli_test_history.files | sort(attribute='mtime') | last).path }}", "remote_src": True,
-        "dest": "{{ cli_test_reports }}/running-{{ cli_test_run }}.json", "mode": "0644"}},
+        "dest": "{{ cli_test_reports }}/running-{{ cli_test_run }}.json", "mode": "0644"},
+     "when": "cli_test_history.files | length > 0"},
 ]
 
 
