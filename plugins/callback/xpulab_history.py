@@ -19,7 +19,8 @@ description:
   - It is written atomically at every play start (C(result=running)) and at
     the end of the run (C(passed) or C(failed)). An error while writing is a
     warning; it never fails the run.
-author: xpulab
+author:
+  - xpulab (@xpulab)
 requirements:
   - enable in C(callbacks_enabled) (ansible.cfg of the checkout does)
 options:
