@@ -39,7 +39,7 @@ def role_seconds(events: list[Event]) -> dict[str, dict[str, float]]:
 
 
 def timing_table(events: list[Event]) -> str:
-    """The per-node per-role table (seconds, one decimal), roles in the order they first ran."""
+    """The per-node per-role table (seconds, one decimal; - where a node ran no task of a role), roles in order of first run."""
     table = role_seconds(events)
     roles: list[str] = []
     for host_roles in table.values():
@@ -48,7 +48,8 @@ def timing_table(events: list[Event]) -> str:
     head = [f"{'node':<{width}}", *(f"{r:>{max(len(r), 7)}}" for r in roles), f"{'total':>8}"]
     lines = ["  ".join(head)]
     for host in sorted(table):
-        cells = [f"{table[host].get(r, 0.0):>{max(len(r), 7)}.1f}" for r in roles]
+        cells = [f"{table[host][r]:>{max(len(r), 7)}.1f}" if r in table[host] else f"{'-':>{max(len(r), 7)}}"
+                 for r in roles]
         lines.append("  ".join([f"{host:<{width}}", *cells, f"{sum(table[host].values()):>8.1f}"]))
     return "\n".join(lines)
 
