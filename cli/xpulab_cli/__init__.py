@@ -34,7 +34,7 @@ def history_dir() -> Path:
 
 def _path_arg(path: str) -> str:
     """A path given on our command line, for ansible-playbook started in ROOT."""
-    full = Path(path).resolve()
+    full = Path(os.path.abspath(path))  # a link such as lab -> inventories/lab stays as given
     return os.path.relpath(full, ROOT) if full.is_relative_to(ROOT) else str(full)
 
 

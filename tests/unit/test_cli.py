@@ -222,3 +222,20 @@ def test_live_view_without_a_tty_appends_plain_lines() -> None:
     lines = [line.split(None, 1)[1] for line in out.getvalue().splitlines()]
     assert lines == ["PLAY P", "n1 ffmpeg         Build", "n1 (none)         Report", "n2 ffmpeg         Build",
                      "n2 FAILED at ffmpeg: Build: boom here"]
+
+
+def test_check_runs_the_post_provision_checks(tmp_path: Path) -> None:
+    calls: list[tuple[list[str], Path]] = []
+
+    def run(command: list[str], cwd: Path, check: bool) -> Any:
+        calls.append((command, cwd))
+        return mock.Mock(returncode=3)
+
+    with mock.patch.object(xpulab_cli.subprocess, "run", run):
+        assert xpulab("check", "-i", str(xpulab_cli.ROOT / "lab"), "--", "-k", "ffmpeg")[0] == 3
+        assert xpulab("check", "-i", str(tmp_path), "--group", "node-01")[0] == 3
+    (first, cwd), (second, _) = calls
+    assert cwd == xpulab_cli.ROOT
+    assert first[1:] == ["-m", "pytest", "tests/postprovision", "--hosts=ansible://xpulab_nodes",
+                         "--ansible-inventory=lab", "-k", "ffmpeg"]
+    assert second[-2:] == ["--hosts=ansible://node-01", f"--ansible-inventory={tmp_path}"]
