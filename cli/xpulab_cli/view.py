@@ -103,7 +103,7 @@ class LiveView:
 
     def _tick(self) -> None:
         last = time.monotonic()
-        while not self._stop.wait(1.0 if self.tty else 5.0):
+        while not self._stop.wait(1.0):
             with self._lock:
                 if self.tty:
                     self._draw()

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,3 +240,12 @@ def test_check_runs_the_post_provision_checks(tmp_path: Path) -> None:
     assert first[1:] == ["-m", "pytest", "tests/postprovision", "--hosts=ansible://xpulab_nodes",
                          "--ansible-inventory=lab", "-k", "ffmpeg"]
     assert second[-2:] == ["--hosts=ansible://node-01", f"--ansible-inventory={tmp_path}"]
+
+
+def test_live_view_without_a_tty_reports_a_long_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(view, "LONG", 1.0)
+    out = io.StringIO()
+    with view.LiveView(out, tty=False) as live:
+        live.handle(EVENTS[1])
+        time.sleep(2.5)
+    assert re.search(r"^ +0:0\d n1 ffmpeg +Build still running 0:0[12]$", out.getvalue(), re.MULTILINE), out.getvalue()
