@@ -38,6 +38,11 @@ def _path_arg(path: str) -> str:
     return os.path.relpath(full, ROOT) if full.is_relative_to(ROOT) else str(full)
 
 
+def inventory_arg(name: str) -> str:
+    """-i NAME: a bare name of an inventory under inventories/ (sandbox, lab) is that one, else a path."""
+    return f"inventories/{name}" if "/" not in name and (ROOT / "inventories" / name).is_dir() else _path_arg(name)
+
+
 def provision(args: argparse.Namespace) -> int:
     import ansible_runner  # pylint: disable=import-outside-toplevel  # only this command needs it
 
@@ -45,7 +50,7 @@ def provision(args: argparse.Namespace) -> int:
 
     reports = report_dir()
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
-    cmdline = ["-i", _path_arg(args.inventory)]
+    cmdline = ["-i", inventory_arg(args.inventory)]
     cmdline += ["--limit", args.limit] if args.limit else []
     cmdline += ["--tags", args.tags] if args.tags else []
     for extra in args.extra_vars:
@@ -73,7 +78,7 @@ def provision(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "pytest", "tests/postprovision", f"--hosts=ansible://{args.group}",
-               f"--ansible-inventory={_path_arg(args.inventory)}", *args.pytest_args]
+               f"--ansible-inventory={inventory_arg(args.inventory)}", *args.pytest_args]
     return subprocess.run(command, cwd=ROOT, check=False).returncode
 
 

@@ -234,8 +234,10 @@ def test_check_runs_the_post_provision_checks(tmp_path: Path) -> None:
 
     with mock.patch.object(xpulab_cli.subprocess, "run", run):
         assert xpulab("check", "-i", str(xpulab_cli.ROOT / "lab"), "--", "-k", "ffmpeg")[0] == 3
+        assert xpulab("check", "-i", "sandbox")[0] == 3
         assert xpulab("check", "-i", str(tmp_path), "--group", "node-01")[0] == 3
-    (first, cwd), (second, _) = calls
+    (first, cwd), (sandbox, _), (second, _) = calls
+    assert sandbox[-1] == "--ansible-inventory=inventories/sandbox"  # a bare name under inventories/
     assert cwd == xpulab_cli.ROOT
     assert first[1:] == ["-m", "pytest", "tests/postprovision", "--hosts=ansible://xpulab_nodes",
                          "--ansible-inventory=lab", "-k", "ffmpeg"]
