@@ -43,6 +43,14 @@ def inventory_arg(name: str) -> str:
     return f"inventories/{name}" if "/" not in name and (ROOT / "inventories" / name).is_dir() else _path_arg(name)
 
 
+def ansible_setting(name: str) -> str:
+    """A setting as ansible-playbook started in ROOT sees it ($ANSIBLE_CONFIG, else ROOT's ansible.cfg)."""
+    from ansible.config.manager import ConfigManager  # pylint: disable=import-outside-toplevel
+
+    conf = os.environ.get("ANSIBLE_CONFIG") or str(ROOT / "ansible.cfg")
+    return str(ConfigManager(conf_file=conf).get_config_value(name))
+
+
 def provision(args: argparse.Namespace) -> int:
     import ansible_runner  # pylint: disable=import-outside-toplevel  # only this command needs it
 
@@ -65,7 +73,11 @@ def provision(args: argparse.Namespace) -> int:
         runner = ansible_runner.run(
             private_data_dir=str(reports / "runner"), project_dir=str(ROOT), ident=run_id,
             playbook=_path_arg(args.playbook), cmdline=shlex.join(cmdline),
-            envvars={"PATH": path, "XPULAB_REPORT_DIR": str(reports), "XPULAB_HISTORY_ID": run_id},
+            envvars={"PATH": path, "XPULAB_REPORT_DIR": str(reports), "XPULAB_HISTORY_ID": run_id,
+                     # as plain ansible-playbook: ansible-runner would turn host key checking off
+                     "ANSIBLE_HOST_KEY_CHECKING": ansible_setting("HOST_KEY_CHECKING")},
+            # and would cache facts in a file per run instead of ansible.cfg's fact_caching
+            fact_cache_type="ansible.cfg",
             event_handler=view.handle, quiet=True, suppress_env_files=True, rotate_artifacts=args.keep,
         )
     print(f"\nSeconds per node per role\n{timing_table(view.events)}\n\nPLAY RECAP\n{recap(view.events)}")

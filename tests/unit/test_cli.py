@@ -112,6 +112,14 @@ def test_provision_prints_live_lines_recap_and_summary(passed: Run) -> None:
     assert passed.output.rstrip().endswith("successful: exit 0")
 
 
+def test_provision_runs_ansible_playbook_as_plain_runs_do(project: tuple[Path, Path, Path], passed: Run) -> None:
+    command = json.loads((project[2] / "runner" / "artifacts" / passed.run_id / "command").read_text())
+    assert command["cwd"] == str(xpulab_cli.ROOT)  # the checkout's ansible.cfg
+    assert command["env"]["ANSIBLE_HOST_KEY_CHECKING"] == "True"  # ansible-runner's default would be False
+    assert "ANSIBLE_CACHE_PLUGIN" not in command["env"]  # ansible.cfg's fact cache, not a file per run
+    assert command["env"]["XPULAB_HISTORY_ID"] == passed.run_id
+
+
 def test_history_record_running_then_final(passed: Run) -> None:
     running, record = passed.running, passed.record
     assert running["result"] == "running" and running["finished"] is None
