@@ -120,6 +120,7 @@ class CallbackModule(CallbackBase):
     def _write(self) -> None:
         if self._record is None:
             return
+        tmp = ""
         try:
             nodes = os.path.join(report_dir(), "nodes")
             for name, host in self._hosts.items():
@@ -130,12 +131,15 @@ class CallbackModule(CallbackBase):
             os.makedirs(directory, exist_ok=True)
             with tempfile.NamedTemporaryFile("w", dir=directory, prefix=".", suffix=".tmp",
                                              delete=False, encoding="utf-8") as handle:
+                tmp = handle.name
                 json.dump(self._record, handle, indent=2, sort_keys=True)
                 handle.write("\n")
-            os.chmod(handle.name, 0o644)
-            os.replace(handle.name, self._path)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self._path)
         except Exception as exc:  # pylint: disable=broad-except  # history must never break a run
             self._display.warning(f"xpulab_history: could not write {self._path}: {exc}")
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
 
     def v2_playbook_on_start(self, playbook: Any) -> None:
         if self._record is not None or not self.get_option("enabled"):
