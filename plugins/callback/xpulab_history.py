@@ -46,6 +46,7 @@ options:
         key: dir
 """
 
+import contextlib
 import getpass
 import json
 import os
@@ -138,8 +139,9 @@ class CallbackModule(CallbackBase):
             os.replace(tmp, self._path)
         except Exception as exc:  # pylint: disable=broad-except  # history must never break a run
             self._display.warning(f"xpulab_history: could not write {self._path}: {exc}")
-            if tmp and os.path.exists(tmp):
-                os.unlink(tmp)
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
     def v2_playbook_on_start(self, playbook: Any) -> None:
         if self._record is not None or not self.get_option("enabled"):
