@@ -50,7 +50,11 @@ $(VENV)/.installed: requirements.txt
 	  $(VENV)/bin/pip install -q -r requirements.txt'
 	touch $@
 
-venv: deps $(VENV)/.installed
+# The xpulab command (cli/xpulab_cli, pyproject.toml), editable: it runs this checkout's site.yml.
+$(VENV)/bin/xpulab: pyproject.toml $(VENV)/.installed
+	$(VENV)/bin/pip install -q --no-deps -e .
+
+venv: deps $(VENV)/.installed $(VENV)/bin/xpulab
 
 images: venv
 	$(STAGE) images ansible-playbook sandbox/playbooks/images.yml

@@ -7,6 +7,7 @@ modules import plugins/module_utils) resolves to the working tree.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,3 +16,8 @@ for sub in ("collections", "plugins/filter", "plugins/modules", "roles/fleet_rep
     path = str(ROOT / sub)
     if path not in sys.path:
         sys.path.insert(0, path)
+
+# Playbooks that unit tests run from the checkout (its ansible.cfg enables the
+# run history callback) stay out of the user's run history; the history tests
+# turn it back on for their own runs.
+os.environ.setdefault("XPULAB_HISTORY", "0")

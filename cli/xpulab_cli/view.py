@@ -1,0 +1,183 @@
+"""Live view of an ansible-runner job (one line per node) and the tables printed after it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+Event = dict[str, Any]
+NO_ROLE = "(none)"
+RESULTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
+# A task running this long is a long step: its elapsed time is shown (TTY) or
+# a "still running" line is appended every LONG seconds (no TTY).
+LONG = 30.0
+
+
+def short_role(role: str | None) -> str:
+    return str(role).rsplit(".", 1)[-1] if role else NO_ROLE
+
+
+def clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
+
+
+def role_seconds(events: list[Event]) -> dict[str, dict[str, float]]:
+    """Seconds per host per role: the sum of the durations of the hosts' task results."""
+    table: dict[str, dict[str, float]] = {}
+    for event in events:
+        data = event.get("event_data") or {}
+        if event.get("event") in RESULTS and data.get("host"):
+            roles = table.setdefault(str(data["host"]), {})
+            role = short_role(data.get("role"))
+            roles[role] = roles.get(role, 0.0) + float(data.get("duration") or 0.0)
+    return table
+
+
+def timing_table(events: list[Event]) -> str:
+    """The per-node per-role table (seconds, one decimal; - where a node ran no task of a role), roles in order of first run."""
+    table = role_seconds(events)
+    roles: list[str] = []
+    for host_roles in table.values():
+        roles += [r for r in host_roles if r not in roles]
+    width = max([len("node"), *map(len, table)])
+    head = [f"{'node':<{width}}", *(f"{r:>{max(len(r), 7)}}" for r in roles), f"{'total':>8}"]
+    lines = ["  ".join(head)]
+    for host in sorted(table):
+        cells = [f"{table[host][r]:>{max(len(r), 7)}.1f}" if r in table[host] else f"{'-':>{max(len(r), 7)}}"
+                 for r in roles]
+        lines.append("  ".join([f"{host:<{width}}", *cells, f"{sum(table[host].values()):>8.1f}"]))
+    return "\n".join(lines)
+
+
+def recap(events: list[Event]) -> str:
+    """The PLAY RECAP lines from the playbook_on_stats event."""
+    stats = next((e.get("event_data") or {} for e in events if e.get("event") == "playbook_on_stats"), {})
+    keys = (("ok", "ok"), ("changed", "changed"), ("unreachable", "dark"), ("failed", "failures"),
+            ("skipped", "skipped"), ("rescued", "rescued"), ("ignored", "ignored"))
+    hosts = sorted({h for _, key in keys for h in stats.get(key) or {}})
+    width = max([0, *map(len, hosts)])
+    return "\n".join(f"{h:<{width}} : " + "  ".join(f"{name}={(stats.get(key) or {}).get(h, 0)}" for name, key in keys)
+                     for h in hosts)
+
+
+@dataclass
+class Node:
+    role: str = ""
+    task: str = "(waiting)"
+    since: float = 0.0
+    took: float = 0.0  # seconds the last finished task took
+    running: bool = False
+    state: str = ""  # "", "failed", "unreachable"
+    log: str = ""  # last line a retried task (a wait loop) reported
+
+
+class LiveView:
+    """Follows the job's events: redraws one line per node in place on a TTY, appends lines otherwise."""
+
+    def __init__(self, out: TextIO | None = None, tty: bool | None = None) -> None:
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty() if tty is None else tty
+        self.start = time.monotonic()
+        self.nodes: dict[str, Node] = {}
+        self.events: list[Event] = []
+        self.play = ""
+        self._drawn = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+
+    def __enter__(self) -> LiveView:
+        self._ticker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._ticker.join()
+        with self._lock:
+            self._draw()
+
+    def _tick(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(1.0):
+            with self._lock:
+                if self.tty:
+                    self._draw()
+                elif time.monotonic() - last >= LONG:
+                    last = time.monotonic()
+                    for name, node in self.nodes.items():
+                        if node.running and last - node.since >= LONG:
+                            self._emit(self._line(name, node, "still running"))
+
+    def _line(self, name: str, node: Node, note: str = "") -> str:
+        now = time.monotonic()
+        width = max(map(len, self.nodes))
+        seconds = now - node.since if node.running else node.took
+        elapsed = clock(seconds) if node.since and seconds >= 1 else ""
+        status = node.state.upper() if node.state else note
+        text = f"{clock(now - self.start):>7} {name:<{width}} {node.role:<14} {node.task} {status} {elapsed}"
+        if node.log and node.running:
+            text += f" | {node.log}"
+        return text.rstrip()
+
+    def _emit(self, line: str) -> None:
+        """Print a line above the live block (TTY) or append it."""
+        if self.tty and self._drawn:
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
+        self.out.write(line + "\n")
+        if self.tty:
+            self._draw()
+        self.out.flush()
+
+    def _draw(self) -> None:
+        if not self.tty:
+            return
+        cols = shutil.get_terminal_size().columns
+        lines = [f"{clock(time.monotonic() - self.start):>7} {self.play}"[:cols]]
+        lines += [self._line(name, node)[:cols] for name, node in self.nodes.items()]
+        self.out.write((f"\x1b[{self._drawn}F" if self._drawn else "") + "".join(f"\x1b[2K{line}\n" for line in lines))
+        self._drawn = len(lines)
+        self.out.flush()
+
+    def handle(self, event: Event) -> bool:
+        """ansible_runner event_handler: update the view; keep every event."""
+        with self._lock:
+            self.events.append(event)
+            self._update(event)
+        return True
+
+    def _update(self, event: Event) -> None:
+        kind = event.get("event")
+        data = event.get("event_data") or {}
+        host = str(data.get("host") or "")
+        if kind == "playbook_on_play_start":
+            self.play = str(data.get("play") or data.get("name") or "")
+            if not self.tty:
+                self._emit(f"{clock(time.monotonic() - self.start):>7} PLAY {self.play}")
+            return
+        if not host:
+            return
+        node = self.nodes.setdefault(host, Node())
+        if kind == "runner_on_start":
+            role, task = short_role(data.get("role")), str(data.get("task") or "")
+            moved = (role, task) != (node.role, node.task)
+            node.role, node.task, node.since, node.running, node.log = role, task, time.monotonic(), True, ""
+            if moved and not self.tty:
+                self._emit(self._line(host, node))
+        elif kind == "runner_retry":
+            lines = ((data.get("res") or {}).get("stdout") or "").strip().splitlines()
+            node.log = lines[-1].strip() if lines else node.log
+        elif kind in RESULTS:
+            node.running = False
+            node.took = float(data.get("duration") or 0.0)
+            if kind == "runner_on_unreachable" or (kind == "runner_on_failed" and not data.get("ignore_errors")):
+                node.state = "unreachable" if kind == "runner_on_unreachable" else "failed"
+                res = data.get("res") or {}
+                self._emit(f"{clock(time.monotonic() - self.start):>7} {host} {node.state.upper()} at {node.role}: {node.task}: "
+                           + " ".join(str(res.get("msg") or res.get("stderr") or "").split())[:500])
+        self._draw()
