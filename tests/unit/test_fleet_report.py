@@ -755,6 +755,9 @@ def test_roles_table_totals_and_order() -> None:
         ["xpulab-node2", "2.5", "-", "61.0", "0.2", "63.8"],
         ["total", "4.5", "540.2", "61.0", "0.8", "606.5"],
     ]
+    header, rows = fleet_report.roles_table(run, {"xpulab-node2", "localhost-not-a-node"})
+    assert header == ["node", "intel_gpu", "pytorch", "(none)", "total"]  # only node2's roles
+    assert rows == [["xpulab-node2", "2.5", "61.0", "0.2", "63.8"], ["total", "2.5", "61.0", "0.2", "63.8"]]
 
 
 def test_markdown_with_history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -358,9 +358,10 @@ def seconds(value: float) -> str:
     return f"{value:.1f}"
 
 
-def roles_table(run: Run) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of seconds per role per node, a total column and a total row."""
-    hosts = sorted(run.roles)
+def roles_table(run: Run, nodes: set[str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of seconds per role per node (of nodes, when given: the controller's
+    own localhost plays are left out), a total column and a total row."""
+    hosts = sorted(host for host in run.roles if nodes is None or host in nodes)
     roles = list(dict.fromkeys(role for host in hosts for role in run.roles[host]))
     roles.sort(key=lambda role: role == NO_ROLE)  # stable: tasks outside roles last
     rows = [
@@ -510,7 +511,7 @@ def render_markdown(fleet: Fleet, history: History | None = None) -> str:
     if history is not None:
         lines += ["", f"## {md_escape(roles_heading(history))}"]
         if history.runs:
-            lines += ["", *markdown_table(*roles_table(history.runs[-1])), "", md_escape(ROLES_NOTE)]
+            lines += ["", *markdown_table(*roles_table(history.runs[-1], {n.name for n in fleet.nodes})), "", md_escape(ROLES_NOTE)]
         lines += ["", *(f"- {md_escape(note)}" for note in history.notes)] if history.notes else []
     return "\n".join(lines) + "\n"
 
@@ -708,7 +709,7 @@ def render_history_html(fleet: Fleet, history: History) -> list[str]:
         f"<h2>{esc(roles_heading(history))}</h2>",
     ]
     if history.runs:
-        header, rows = roles_table(history.runs[-1])
+        header, rows = roles_table(history.runs[-1], {n.name for n in fleet.nodes})
         out += ['<table class="roles">', "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
         for row in rows:
             cells = "".join(
