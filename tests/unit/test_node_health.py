@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import stat
 import sys
 import textwrap
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
 from fake_sysfs import FakeGpu, add_gpu
@@ -225,3 +227,14 @@ def test_the_service_template_runs_the_check_as_the_user() -> None:
                  "RandomizedDelaySec={{ node_health_randomized_delay_sec }}", "WantedBy=timers.target"):
         assert line in timer, line
     assert textwrap.dedent(service).count("[Service]") == 1
+
+
+def test_the_example_alert_rules_use_metrics_the_check_writes(node: dict[str, Path], tmp_path: Path) -> None:
+    assert run(node, smoke_writing(tmp_path, report({"cpu": "passed", "xpu:0": "passed"}, {"cpu": 1.0}))) == 0
+    written = {family.name for family in text_string_to_metric_families(node["metrics"].read_text())}
+    rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs/prometheus/xpulab-alerts.yml").read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    assert {"XpulabDecodeDeviceFailing", "XpulabNoDecodeSuccessFor2Days"} <= {a["alert"] for a in alerts}
+    for alert in alerts:
+        used = set(re.findall(r"\bxpulab_[a-z_]+", alert["expr"]))
+        assert used and used <= written, (alert["alert"], used - written)

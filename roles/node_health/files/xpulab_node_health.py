@@ -75,7 +75,8 @@ def run_decode(argv: list[str], report: Path, home: str, timeout: float) -> tupl
     env = dict(os.environ, HOME=home, XDG_CACHE_HOME=f"{home}/.cache")
     try:
         done = subprocess.run(
-            [*argv, "--output", str(report)], capture_output=True, text=True, timeout=timeout, env=env, check=False
+            [*argv, "--output", str(report)], capture_output=True, text=True, timeout=timeout, env=env, cwd=home,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, str(exc)
