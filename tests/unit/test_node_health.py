@@ -5,13 +5,14 @@ read fake facts and /dev trees (fake_sysfs)."""
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
 import re
+import shlex
 import stat
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
+from ansible_templar import ROOT, render, role_files
 from fake_sysfs import FakeGpu, add_gpu
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles" / "node_health" / "files"))
+sys.path.insert(0, str(ROOT / "roles" / "node_health" / "files"))
 import xpulab_node_health as health  # type: ignore[import-not-found]  # noqa: E402
 
 GPU = {"pci_address": "0000:03:00.0", "has_media": True, "driver": "i915", "render_node": "/dev/dri/renderD128"}
@@ -76,7 +78,7 @@ def write_facts(facts: Path, gpus: list[dict[str, Any]]) -> None:
 def run(node: dict[str, Path], smoke: Path, *extra: str, vainfo: str = "/bin/true") -> int:
     me = pwd.getpwuid(os.getuid())
     argv = ["--facts-dir", str(node["facts"]), "--dev-root", str(node["dev"]), "--state-dir", str(node["state"]),
-            "--metrics", str(node["metrics"]), "--vainfo", vainfo, "--group", health.grp.getgrgid(me.pw_gid).gr_name,
+            "--metrics", str(node["metrics"]), "--vainfo", vainfo, "--group", grp.getgrgid(me.pw_gid).gr_name,
             *extra, "--", str(smoke), "report", "--clips-json", "/etc/xpulab/decode-smoke-clips.json"]
     return health.main(argv)
 
@@ -194,7 +196,7 @@ def test_without_vainfo_its_check_is_left_out(node: dict[str, Path], tmp_path: P
 
 def test_label_values_are_escaped() -> None:
     text = health.render([("info", "Versions.", [({"kernel": 'a"b\\c\nd'}, 1.0)])])
-    family = next(text_string_to_metric_families(text))
+    family = next(iter(text_string_to_metric_families(text)))
     assert family.samples[0].labels == {"kernel": 'a"b\\c\nd'}
 
 
@@ -205,7 +207,7 @@ def test_write_atomic_leaves_the_old_file_on_failure(tmp_path: Path, monkeypatch
     def fail(*_args: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(health.os, "replace", fail)
+    monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError):
         health.write_atomic(target, "new\n")
     assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["m.prom"]
@@ -216,23 +218,40 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "required" in capsys.readouterr().err
 
 
-def test_the_service_template_runs_the_check_as_the_user() -> None:
-    """The unit as the role renders it (the argv the molecule check runs by hand)."""
-    role = Path(__file__).resolve().parents[2] / "roles" / "node_health"
-    service = (role / "templates" / "xpulab-node-health.service.j2").read_text()
-    timer = (role / "templates" / "xpulab-node-health.timer.j2").read_text()
-    assert "Type=oneshot" in service and "User={{ node_health_user }}" in service
-    assert "ExecStart={{ __node_health_argv | map('quote') | join(' ') }}" in service
-    for line in ("Persistent=true", "OnCalendar={{ node_health_on_calendar }}", "OnBootSec={{ node_health_on_boot_sec }}",
-                 "RandomizedDelaySec={{ node_health_randomized_delay_sec }}", "WantedBy=timers.target"):
-        assert line in timer, line
-    assert textwrap.dedent(service).count("[Service]") == 1
+@pytest.mark.parametrize("group_vars", [False, True])
+def test_the_service_runs_the_smoke_test_as_the_decode_smoke_role_does(group_vars: bool, tmp_path: Path) -> None:
+    """The units as the role renders them: User= the decode user, and ExecStart (parsed as the
+    molecule check parses it) the check with the smoke command line the decode_smoke role runs.
+    The role's play does not see decode_smoke's defaults, only the inventory (group_vars)."""
+    sandbox = [ROOT / "inventories/sandbox/group_vars/all/decode_smoke.yml"] if group_vars else []
+    data = {"xpulab_mirror_url": "http://127.0.0.1:8080", "ansible_local": {}}
+    units = {kind: (ROOT / f"roles/node_health/templates/xpulab-node-health.{kind}.j2").read_text()
+             for kind in ("service", "timer")}
+    out = render(units, files=role_files("node_health") + sandbox, data=data)
+    service = dict(line.split("=", 1) for line in out["service"].splitlines() if "=" in line and line[0] != "#")
+    timer = dict(line.split("=", 1) for line in out["timer"].splitlines() if "=" in line and line[0] != "#")
+    assert service["Type"] == "oneshot" and service["User"] == "xpulab" and int(service["TimeoutStartSec"]) == 1500
+    assert timer == {"Description": timer["Description"], "OnCalendar": "daily", "OnBootSec": "15min",
+                     "Persistent": "true", "RandomizedDelaySec": "1h", "Unit": "xpulab-node-health.service",
+                     "WantedBy": "timers.target"}
+    argv = shlex.split(service["ExecStart"])
+    assert argv[:2] == ["/usr/bin/python3", "/opt/xpulab/lib/xpulab_node_health.py"]
+    args = health.build_parser().parse_args(argv[2:])
+    assert args.group == ["render"] and args.require_media_gpus and args.metrics == Path(
+        "/var/lib/xpulab/health/xpulab_node_health.prom")
+    decode_smoke = yaml.safe_load((ROOT / "roles/decode_smoke/tasks/main.yml").read_text())
+    run_task = next(t for t in decode_smoke if t["name"] == "Run the decode smoke test as the decode user")
+    role = render({"argv": run_task["ansible.builtin.command"]["argv"]}, files=role_files("decode_smoke") + sandbox,
+                  templates=run_task["vars"], data=data)["argv"][4:]
+    at = role.index("--output")
+    assert args.smoke == [str(a) for a in role[:at] + role[at + 2:]]  # the check adds its own --output
+    assert ("--devices" in args.smoke) == group_vars
 
 
 def test_the_example_alert_rules_use_metrics_the_check_writes(node: dict[str, Path], tmp_path: Path) -> None:
     assert run(node, smoke_writing(tmp_path, report({"cpu": "passed", "xpu:0": "passed"}, {"cpu": 1.0}))) == 0
     written = {family.name for family in text_string_to_metric_families(node["metrics"].read_text())}
-    rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs/prometheus/xpulab-alerts.yml").read_text())
+    rules = yaml.safe_load((ROOT / "docs/prometheus/xpulab-alerts.yml").read_text())
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
     assert {"XpulabDecodeDeviceFailing", "XpulabNoDecodeSuccessFor2Days"} <= {a["alert"] for a in alerts}
     for alert in alerts:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 Json = dict[str, Any]
+Metric = tuple[str, str, list[tuple[dict[str, str], float]]]  # name, help, samples
 FACTS = ("xpulab_intel_gpu", "xpulab_ffmpeg", "xpulab_pytorch", "xpulab_torchcodec")
 PREFIX = "xpulab_health_"
 
@@ -129,7 +130,7 @@ def _labels(labels: dict[str, str]) -> str:
     return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in labels.items()) + "}" if labels else ""
 
 
-def render(metrics: list[tuple[str, str, list[tuple[dict[str, str], float]]]]) -> str:
+def render(metrics: list[Metric]) -> str:
     """Text exposition format 0.0.4: HELP, TYPE gauge, then the samples."""
     lines: list[str] = []
     for name, text, samples in metrics:
@@ -153,9 +154,9 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def check(args: argparse.Namespace, now: float = 0.0) -> tuple[str, Json, bool]:
-    """Run every check; return the metrics text, the new state and whether all passed."""
-    start = now or time.time()
+def check(args: argparse.Namespace) -> tuple[str, Json, dict[str, bool]]:
+    """Run every check; return the metrics text, the new state and each check's result."""
+    start = time.time()
     facts = read_facts(args.facts_dir)
     state_file = args.state_dir / "state.json"
     try:
@@ -167,7 +168,7 @@ def check(args: argparse.Namespace, now: float = 0.0) -> tuple[str, Json, bool]:
     nodes = media_render_nodes(facts)
     present = {n: on_root(n, args.dev_root).exists() for n in nodes}
     vainfo = shutil.which(args.vainfo)
-    va = {n: vainfo_ok(vainfo, on_root(n, args.dev_root), args.vainfo_timeout) for n in nodes if present[n]} if vainfo else {}
+    va = {n: vainfo_ok(vainfo, on_root(n, args.dev_root), args.vainfo_timeout) for n in nodes if present[n] and vainfo}
     user = pwd.getpwuid(os.getuid())
     groups = {g: in_group(user, g) for g in args.group}
 
@@ -176,16 +177,17 @@ def check(args: argparse.Namespace, now: float = 0.0) -> tuple[str, Json, bool]:
         argv += [f"--require-device=xpu:{i}" for i in range(len(nodes))]
     report, error = run_decode(argv, args.state_dir / "decode-smoke.json", user.pw_dir, args.decode_timeout)
     passed, fps = device_results(report, list(state.get("devices") or []))
-    end = now or time.time()
+    end = time.time()
     last.update({d: end for d, ok in passed.items() if ok})
 
     checks = {"render_nodes": all(present.values()), "groups": all(groups.values()),
               "decode": report is not None and report.get("status") == "passed" and all(passed.values())}
     if vainfo and va:
         checks["vainfo"] = all(va.values())
-    metrics = [
+    metrics: list[Metric] = [
         ("passed", "1 when every check of the last run passed.", [({}, float(all(checks.values())))]),
-        ("check_passed", "1 when the check passed in the last run.", [({"check": c}, float(ok)) for c, ok in sorted(checks.items())]),
+        ("check_passed", "1 when the check passed in the last run.",
+         [({"check": c}, float(ok)) for c, ok in sorted(checks.items())]),
         ("decode_passed", "1 when the device passed the decode smoke test in the last run.",
          [({"device": d}, float(ok)) for d, ok in sorted(passed.items())]),
         ("decode_fps", "Frames per second the device decoded the clip at in the last run.",
@@ -204,7 +206,7 @@ def check(args: argparse.Namespace, now: float = 0.0) -> tuple[str, Json, bool]:
     ]
     new_state = {"last_success": last, "devices": sorted(set(state.get("devices") or []) | set(passed)),
                  "error": error}
-    return render(metrics), new_state, all(checks.values())
+    return render(metrics), new_state, checks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,11 +229,14 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    text, state, ok = check(args)
+    text, state, checks = check(args)
     write_atomic(args.state_dir / "state.json", json.dumps(state, sort_keys=True) + "\n")
     write_atomic(args.metrics, text)
-    print(f"node health: {'PASSED' if ok else 'FAILED'}; metrics: {args.metrics}" + (f"; {state['error']}" if state["error"] else ""))
-    return 0 if ok else 1
+    failed = [c for c, ok in sorted(checks.items()) if not ok]
+    print(f"node health: {'FAILED: ' + ', '.join(failed) if failed else 'PASSED'}; metrics: {args.metrics}")
+    if state["error"]:
+        print(f"decode smoke test: {state['error']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
