@@ -187,6 +187,15 @@ def test_driver_checks_read_the_facts_and_dev_tree(node: dict[str, Path], tmp_pa
         assert value(found, "check_passed", check=check) == ok, check
 
 
+def test_without_the_gpu_inventory_the_render_node_check_fails(node: dict[str, Path], tmp_path: Path) -> None:
+    (node["facts"] / "xpulab_intel_gpu.fact").unlink()
+    assert run(node, smoke_writing(tmp_path, report({"cpu": "passed"}, {}))) == 1
+    found = samples(node["metrics"])
+    assert value(found, "check_passed", check="render_nodes") == 0 and value(found, "check_passed", check="decode") == 1
+    info = next(dict(labels) for name, labels in found if name == "xpulab_health_info")
+    assert info["driver"] == "" and info["ffmpeg"] == "7.1.5"
+
+
 def test_without_vainfo_its_check_is_left_out(node: dict[str, Path], tmp_path: Path) -> None:
     assert run(node, smoke_writing(tmp_path, report({"cpu": "passed"}, {})), vainfo="xpulab-no-vainfo") == 0
     found = samples(node["metrics"])
