@@ -26,7 +26,7 @@ SANITY_EXCLUDE ?=
 SANITY_PIP := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(shell sed -n "s/^ *pip='\([0-9.]*\)',$$/\1/p" \
   $(VENV)/lib/python*/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null)).py
 
-.PHONY: help deps venv images mirror sandbox sandbox-up sandbox-down lock lint unit sanity collection molecule faults faults-ci test bench clean-cache
+.PHONY: help deps venv images mirror sandbox sandbox-up sandbox-down lock lint unit sanity collection molecule faults faults-ci test bench clean-cache real-torchcodec
 
 help:
 	@echo "make sandbox       bring up the sandbox lab and run site.yml on it"
@@ -37,6 +37,7 @@ help:
 	@echo "make sanity        ansible-test sanity on the built artifact"
 	@echo "make faults        the fault suite (ansible-runner jobs against podman nodes); faults-ci: CI's subset"
 	@echo "make bench         time the main job (cold, cached artifact, no change)"
+	@echo "make real-torchcodec TORCHCODEC_REPO=<clone>  the real TorchCodec: source build, smoke test, its own suite"
 
 deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
@@ -124,6 +125,18 @@ faults-ci: mirror
 	cd tests/faults && $(STAGE) faults-ci $(PYTHON) -m pytest -q -ra -m "not slow"
 
 test: lint unit sanity molecule faults-ci
+
+# The real TorchCodec, opt-in and outside `make test` (CI cannot reach the
+# repository): TORCHCODEC_REPO is a clone of it with the pull-request refs
+# (README, "The real TorchCodec"); one node container, REAL_NODE.
+TORCHCODEC_REPO ?=
+REAL_NODE ?= xpulab-real-torchcodec
+TORCHCODEC_METHOD ?= source
+real-torchcodec: images
+	@test -n "$(TORCHCODEC_REPO)" || { echo "usage: make real-torchcodec TORCHCODEC_REPO=<clone of https://github.com/meta-pytorch/torchcodec>"; exit 2; }
+	$(STAGE) real-torchcodec ansible-playbook sandbox/playbooks/real_torchcodec.yml \
+	  -e @sandbox/playbooks/vars/real_torchcodec.yml -e sandbox_real_repo=$(abspath $(TORCHCODEC_REPO)) -e sandbox_real_node=$(REAL_NODE) \
+	  -e torchcodec_method=$(TORCHCODEC_METHOD)
 
 bench: venv
 	sandbox/bin/bench.sh
