@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -158,3 +159,24 @@ def test_put_of_a_file_that_does_not_verify_leaves_no_file_under_the_final_names
     assert "the node measured " + "0" * 64 + ": it was not put into the controller cache" in out
     assert "The controller cache was left as it was" in out
     assert sorted(p.name for p in (tmp_path / "cache").rglob("*")) == ["entry"]
+
+
+def test_a_role_played_alone_names_its_run_and_releases_the_lock(tmp_path: Path) -> None:
+    """Without playbooks/preflight.yml (molecule plays a role alone) cache_lock names the run itself."""
+    lock = tmp_path / "artifacts" / ".x.lock"
+    holder = tmp_path / "holder.json"
+    play = [{"hosts": "n1", "gather_facts": False, "vars": {"xpulab_state_cache_lock_path": str(lock)}, "tasks": [
+        {"ansible.builtin.include_role": {"name": "xpulab.gpu.xpulab_state", "tasks_from": "cache_lock"}},
+        {"ansible.builtin.copy": {"src": str(lock / "holder.json"), "dest": str(holder), "mode": "0644"}},
+        {"ansible.builtin.include_role": {"name": "xpulab.gpu.xpulab_state", "tasks_from": "cache_unlock"}}]}]
+    (tmp_path / "play.yml").write_text(json.dumps(play))
+    (tmp_path / "hosts.ini").write_text(f"n1 ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(tmp_path / "hosts.ini"),
+         str(tmp_path / "play.yml")], cwd=module_runner.ROOT, capture_output=True, text=True, timeout=300,
+        check=False, env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    named = json.loads(holder.read_text())
+    assert named["controller"] == HOSTNAME and named["id"] and named["user"]
+    assert isinstance(named["pid"], int) and named["pid"] not in (0, 1, os.getpid())  # the run's ansible-playbook
+    assert not lock.exists()
