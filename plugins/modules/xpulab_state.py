@@ -25,8 +25,11 @@ options:
       - C(record) writes the record after a complete run.
       - C(invalidate) clears the recorded fingerprint, so the role runs next
         time (a later role found it broken).
+      - C(manifest) writes I(manifest), the list of every entry of I(tree)
+        (file sha256 and mode, link target, directory mode), at install time.
+      - C(verify) only checks I(trees) (and the other checks), without a record.
     type: str
-    choices: [probe, record, invalidate]
+    choices: [probe, record, invalidate, manifest, verify]
     default: probe
   fingerprint:
     description: The fingerprint of this run (required to probe and record).
@@ -61,6 +64,20 @@ options:
     description: Groups and the users each must contain.
     type: dict
     default: {}
+  trees:
+    description:
+      - Installed trees and the manifest C(state=manifest) wrote for each
+        (tree path -> manifest path). Every file's sha256 and mode, every
+        link's target and every directory must be as listed; a regular file
+        not listed is drift too (links are not: ldconfig may add them).
+    type: dict
+    default: {}
+  tree:
+    description: The tree to list (C(state=manifest)).
+    type: path
+  manifest:
+    description: Where to write its manifest (C(state=manifest)); left out of the listing.
+    type: path
   invalidate_on_drift:
     description:
       - When the fingerprint matches but something drifted, clear the recorded
@@ -109,6 +126,7 @@ import glob
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import tempfile
 from typing import Any
@@ -168,6 +186,45 @@ def group_members(group: str) -> set[str] | None:
     return None
 
 
+def scan_tree(tree: str, skip: str) -> dict[str, dict[str, Any]]:
+    """Every entry under `tree` but `skip`: files (sha256, mode), links (target), directories (mode)."""
+    listing: dict[str, dict[str, Any]] = {"files": {}, "links": {}, "dirs": {}}
+    for root, dirs, files in os.walk(tree):
+        for name in sorted(dirs + files):
+            path = os.path.join(root, name)
+            if path == skip:
+                continue
+            rel, info = os.path.relpath(path, tree), os.lstat(path)
+            mode = f"{stat.S_IMODE(info.st_mode):04o}"
+            if stat.S_ISLNK(info.st_mode):
+                listing["links"][rel] = os.readlink(path)
+            elif stat.S_ISDIR(info.st_mode):
+                listing["dirs"][rel] = mode
+            else:
+                digest = sha256_of(path) if stat.S_ISREG(info.st_mode) else "not a regular file"
+                listing["files"][rel] = {"sha256": digest, "mode": mode}
+    return listing
+
+
+def tree_drift(tree: str, manifest: str) -> list[str]:
+    """How `tree` differs from its manifest, one sentence per kind of difference."""
+    wanted = read_record(manifest)
+    if not wanted:
+        return [f"{manifest} is missing or unreadable"]
+    actual = scan_tree(tree, manifest)
+    drift: list[str] = []
+    for kind in ("files", "links", "dirs"):
+        want, have = wanted.get(kind) or {}, actual[kind]
+        missing = sorted(set(want) - set(have))
+        changed = sorted(k for k in set(want) & set(have) if want[k] != have[k])
+        extra = sorted(set(have) - set(want)) if kind == "files" else []
+        for what, names in (("missing", missing), ("changed", changed), ("not in the manifest", extra)):
+            if names:
+                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                drift.append(f"{tree}: {kind} {what}: {shown}")
+    return drift
+
+
 def find_drift(params: dict[str, Any], record: dict[str, Any]) -> list[str]:
     """Everything on the node that no longer matches the record."""
     drift: list[str] = []
@@ -208,6 +265,8 @@ def find_drift(params: dict[str, Any], record: dict[str, Any]) -> list[str]:
         missing = sorted(set(users) - members)
         if missing:
             drift.append(f"group {group} lacks {', '.join(missing)}")
+    for tree, manifest in sorted(params["trees"].items()):
+        drift.extend(tree_drift(tree, manifest))
     return drift
 
 
@@ -231,6 +290,24 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     record = read_record(path)
     recorded = record.get("fingerprint")
     result: dict[str, Any] = {"changed": False, "recorded": recorded, "path": path}
+    if params["state"] == "manifest":
+        listing = json.dumps(scan_tree(params["tree"], params["manifest"]), indent=1, sort_keys=True) + "\n"
+        try:
+            with open(params["manifest"], encoding="utf-8") as handle:
+                result["changed"] = handle.read() != listing
+        except OSError:
+            result["changed"] = True
+        if result["changed"] and not module.check_mode:
+            handle, tmp = tempfile.mkstemp(dir=os.path.dirname(params["manifest"]), prefix=".manifest.")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(listing)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, params["manifest"])
+        return result
+    if params["state"] == "verify":
+        result["drift"] = find_drift(params, record)
+        result["settled"] = not result["drift"]
+        return result
     if params["state"] == "invalidate":
         result["changed"] = recorded is not None
         if result["changed"] and not module.check_mode:
@@ -266,7 +343,8 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "name": {"type": "str", "required": True},
-            "state": {"type": "str", "choices": ["probe", "record", "invalidate"], "default": "probe"},
+            "state": {"type": "str", "choices": ["probe", "record", "invalidate", "manifest", "verify"],
+                      "default": "probe"},
             "fingerprint": {"type": "str"},
             "files": {"type": "list", "elements": "path", "default": []},
             "paths": {"type": "list", "elements": "str", "default": []},
@@ -274,10 +352,14 @@ def main() -> None:
             "links": {"type": "dict", "default": {}},
             "packages": {"type": "list", "elements": "str", "default": []},
             "members": {"type": "dict", "default": {}},
+            "trees": {"type": "dict", "default": {}},
+            "tree": {"type": "path"},
+            "manifest": {"type": "path"},
             "invalidate_on_drift": {"type": "bool", "default": True},
             "facts_dir": {"type": "path", "default": "/etc/ansible/facts.d"},
         },
-        required_if=[("state", "probe", ["fingerprint"]), ("state", "record", ["fingerprint"])],
+        required_if=[("state", "probe", ["fingerprint"]), ("state", "record", ["fingerprint"]),
+                     ("state", "manifest", ["tree", "manifest"])],
         supports_check_mode=True,
     )
     module.exit_json(**run(module))

@@ -7,6 +7,7 @@ Driven through ansible_runner (run and run_async) against fresh podman nodes;
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -108,4 +109,56 @@ def test_builder_killed_after_it_was_picked(tmp_path: Path, make_node: Callable[
     tasks = [e["event_data"]["task"] for e in events if e["event"] == "runner_on_ok"]
     assert "Say which node builds in place of a failed builder" in tasks
     assert other.sh("test -x /opt/ffmpeg/current/bin/ffmpeg", check=False).returncode == 0
+    assert job.status == "failed"  # the builder's failure stays visible
+
+
+def seeded_cache(tmp_path: Path) -> dict[str, str]:
+    """A controller artifact cache holding (hard links to) the FFmpeg artifacts already built, nothing else."""
+    cache = tmp_path / "artifacts"
+    cache.mkdir(exist_ok=True)
+    for built in (Path.home() / ".cache" / "xpulab" / "artifacts").glob("ffmpeg-*"):
+        if built.is_file() and not (cache / built.name).exists():
+            os.link(built, cache / built.name)
+    return {"XPULAB_ARTIFACT_CACHE": str(cache)}
+
+
+@pytest.mark.slow
+def test_torchcodec_builder_killed_after_it_was_picked(tmp_path: Path, make_node: Callable[..., Node]) -> None:
+    """Two nodes of one TorchCodec fingerprint, no wheel: the builder dies mid-build, the other node builds."""
+    builder, other = make_node("a"), make_node("b")
+    hosts = inventory(tmp_path, [builder.name, other.name])
+    # The source method, with a build setting of this case's own: a fingerprint no cache holds.
+    source = {"torchcodec_method": "source",
+              "torchcodec_build_env": {"I_CONFIRM_THIS_IS_NOT_A_LICENSE_VIOLATION": "1",
+                                       "TORCHCODEC_DISABLE_COMPILE_WARNING_AS_ERROR": "ON",
+                                       "XPULAB_FAULT_CASE": "torchcodec-builder-killed"}}
+    env = seeded_cache(tmp_path)
+    cancel = threading.Event()
+    (tmp_path / "job").mkdir()
+    thread, job = ansible_runner.run_async(
+        private_data_dir=str(tmp_path / "job"), project_dir=str(ROOT), playbook=str(ROOT / "site.yml"),
+        inventory=str(hosts), extravars=source, envvars={**ENV, **env}, quiet=True, cancel_callback=cancel.is_set,
+    )
+    try:
+        for _ in range(2700):  # intel_gpu, FFmpeg (cached), torch, then the wheel build
+            if builder.sh("ls /var/lib/xpulab/build/torchcodec/*/build.log", check=False).returncode == 0:
+                break
+            assert thread.is_alive(), "the run ended before the TorchCodec build started"
+            time.sleep(1)
+        else:
+            pytest.fail("the builder never started building TorchCodec")
+        builder.remove()  # the builder dies: unreachable from now on
+        thread.join(2400)
+        assert not thread.is_alive(), "the run did not finish"
+    finally:
+        cancel.set()
+        thread.join(60)
+    events = [e for e in job.events if (e.get("event_data") or {}).get("host") == other.name]
+    tasks = [e["event_data"]["task"] for e in events if e["event"] == "runner_on_ok"]
+    assert "Say which node builds the TorchCodec wheel in place of a failed builder" in tasks
+    records = list(Path(env["XPULAB_ARTIFACT_CACHE"]).glob("torchcodec-*.json"))
+    assert [json.loads(r.read_text())["built_on"] for r in records] == [other.name]
+    fact = json.loads(other.sh("cat /etc/ansible/facts.d/xpulab_torchcodec.fact").stdout)
+    assert fact["method"] == "source" and fact["fingerprint"] in records[0].name
+    assert not list(Path(env["XPULAB_ARTIFACT_CACHE"]).glob(".*.part"))
     assert job.status == "failed"  # the builder's failure stays visible

@@ -148,6 +148,9 @@ def test_clean_artifact_is_installed_root_owned_with_reset_modes(work: Path) -> 
     assert modes["share/group.txt"] == (0o644, 0)
     assert (release.stat().st_mode & 0o7777, release.stat().st_uid) == (0o755, 0)
     assert json.loads((release / "xpulab-release.json").read_text())["fingerprint"] == NODE_FP
+    listing = json.loads((release / "xpulab-manifest.json").read_text())
+    assert {"bin/ffmpeg", "lib/private.so", "xpulab-release.json"} <= set(listing["files"])
+    assert listing["files"]["lib/private.so"]["mode"] == "0755"
     assert not Path(f"{release}.partial").exists()
 
 

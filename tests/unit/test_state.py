@@ -168,3 +168,77 @@ def test_invalidate_clears_the_record_once(tmp_path: Path, owned: Path) -> None:
 def test_probe_needs_a_fingerprint(tmp_path: Path) -> None:
     rc, result = run(tmp_path)
     assert rc == 1 and "fingerprint" in result["msg"]
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    """An installed tree with a manifest, as the ffmpeg role leaves its release."""
+    tree = tmp_path / "release"
+    (tree / "lib" / "pkgconfig").mkdir(parents=True)
+    (tree / "bin").mkdir()
+    (tree / "bin" / "ffmpeg").write_bytes(b"\x7fELF ffmpeg")
+    (tree / "bin" / "ffmpeg").chmod(0o755)
+    (tree / "lib" / "libavcodec.so.61.19.100").write_bytes(b"\x7fELF avcodec")
+    (tree / "lib" / "libavcodec.so.61").symlink_to("libavcodec.so.61.19.100")
+    (tree / "lib" / "pkgconfig" / "libavcodec.pc").write_text("Name: libavcodec\n")
+    rc, result = run(tmp_path, state="manifest", tree=str(tree), manifest=str(tree / "xpulab-manifest.json"))
+    assert rc == 0 and result["changed"], result
+    return tree
+
+
+def verify(tmp_path: Path, tree: Path) -> dict[str, Any]:
+    rc, result = run(tmp_path, state="verify", trees={str(tree): str(tree / "xpulab-manifest.json")})
+    assert rc == 0, result
+    return result
+
+
+def test_manifest_lists_every_entry_but_itself(tmp_path: Path, release: Path) -> None:
+    listing = json.loads((release / "xpulab-manifest.json").read_text())
+    assert sorted(listing["files"]) == ["bin/ffmpeg", "lib/libavcodec.so.61.19.100", "lib/pkgconfig/libavcodec.pc"]
+    assert listing["files"]["bin/ffmpeg"]["mode"] == "0755"
+    assert listing["links"] == {"lib/libavcodec.so.61": "libavcodec.so.61.19.100"}
+    assert sorted(listing["dirs"]) == ["bin", "lib", "lib/pkgconfig"]
+    rc, again = run(tmp_path, state="manifest", tree=str(release), manifest=str(release / "xpulab-manifest.json"))
+    assert rc == 0 and not again["changed"], again
+    assert verify(tmp_path, release) == {**verify(tmp_path, release), "settled": True, "drift": []}
+
+
+@pytest.mark.parametrize(("damage", "said"), [
+    (lambda t: (t / "lib" / "libavcodec.so.61.19.100").write_bytes(b"\x7fELF other"),
+     "files changed: lib/libavcodec.so.61.19.100"),
+    (lambda t: (t / "bin" / "ffmpeg").chmod(0o4755), "files changed: bin/ffmpeg"),
+    (lambda t: (t / "lib" / "pkgconfig" / "libavcodec.pc").unlink(), "files missing: lib/pkgconfig/libavcodec.pc"),
+    (lambda t: (t / "lib" / "libevil.so").write_bytes(b"x"), "files not in the manifest: lib/libevil.so"),
+    (lambda t: ((t / "lib" / "libavcodec.so.61").unlink(), (t / "lib" / "libavcodec.so.61").symlink_to("/tmp/x")),
+     "links changed: lib/libavcodec.so.61"),
+    (lambda t: (t / "xpulab-manifest.json").unlink(), "xpulab-manifest.json is missing or unreadable"),
+])
+def test_release_drift_is_found(tmp_path: Path, release: Path, damage: Any, said: str) -> None:
+    damage(release)
+    result = verify(tmp_path, release)
+    assert not result["settled"]
+    assert any(said in line for line in result["drift"]), result["drift"]
+
+
+def test_link_added_by_ldconfig_is_no_drift(tmp_path: Path, release: Path) -> None:
+    (release / "lib" / "libavcodec.so").symlink_to("libavcodec.so.61")
+    assert verify(tmp_path, release)["settled"]
+
+
+def test_probe_with_a_tree_clears_the_record_on_drift(tmp_path: Path, release: Path) -> None:
+    trees = {str(release): str(release / "xpulab-manifest.json")}
+    manifest = str(release / "xpulab-manifest.json")
+    assert run(tmp_path, state="record", fingerprint="fp1", files=[manifest])[0] == 0
+    rc, result = run(tmp_path, fingerprint="fp1", files=[manifest], trees=trees)
+    assert rc == 0 and result["settled"], result
+    (release / "bin" / "ffmpeg").write_bytes(b"\x7fELF patched")
+    rc, result = run(tmp_path, fingerprint="fp1", files=[manifest], trees=trees)
+    assert rc == 0 and not result["settled"] and result["changed"], result
+    assert "files changed: bin/ffmpeg" in " ".join(result["drift"])
+
+
+def test_manifest_in_check_mode_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    rc, result = run(tmp_path, state="manifest", tree=str(tmp_path / "t"), manifest=str(tmp_path / "t" / "m.json"),
+                     _ansible_check_mode=True)
+    assert rc == 0 and result["changed"] and not (tmp_path / "t" / "m.json").exists()

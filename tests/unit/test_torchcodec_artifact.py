@@ -51,9 +51,10 @@ def record_check(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_build_records_the_inputs_its_fingerprint_covers() -> None:
-    record = task("build.yml", "Record the wheel beside it (written last, so it marks a complete artifact)")
-    assert record["vars"]["__meta"]["inputs"] == "{{ torchcodec_fingerprint_inputs }}"
-    assert record["vars"]["__meta"]["fingerprint"] == "{{ torchcodec_fingerprint }}"
+    put = task("build.yml", "Put the wheel and its record into the controller cache (temporary names, verified, renamed)")
+    assert put["vars"]["xpulab_state_cache_record"]["inputs"] == "{{ torchcodec_fingerprint_inputs }}"
+    assert put["vars"]["xpulab_state_cache_record"]["fingerprint"] == "{{ torchcodec_fingerprint }}"
+    assert put["vars"]["xpulab_state_cache_sha256"] == "{{ torchcodec_built_wheel.stat.checksum }}"
     compute = task("source.yml", "Compute the build fingerprint")["vars"]["__inputs"]
     assert {"commit", "torch", "ffmpeg", "enable_xpu", "oneapi", "os", "arch"} <= set(compute)
 

@@ -7,9 +7,21 @@ import (the JSON then has "error"), so the role can say why.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from typing import Any
+
+
+def torch_record() -> str | None:
+    """Path of the installed torch distribution's RECORD (every file it installed, with its sha256)."""
+    from importlib import metadata  # noqa: PLC0415 - only needed here
+
+    try:
+        files = metadata.distribution("torch").files or []
+    except metadata.PackageNotFoundError:
+        return None
+    return next((os.path.abspath(f.locate()) for f in files if f.name == "RECORD" and f.parent.name.endswith(".dist-info")), None)
 
 
 def probe() -> dict[str, Any]:
@@ -25,6 +37,7 @@ def probe() -> dict[str, Any]:
     hip_version = getattr(version, "hip", None)
     build = "xpu" if xpu_version else "cuda" if cuda_version else "rocm" if hip_version else "cpu"
     result.update({
+        "torch_record": torch_record(),
         "torch_version": str(torch.__version__),
         "build": build,
         "xpu_version": str(xpu_version) if xpu_version else None,
