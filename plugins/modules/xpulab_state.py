@@ -69,7 +69,7 @@ options:
       - Installed trees and the manifest C(state=manifest) wrote for each
         (tree path -> manifest path). Every file's sha256 and mode, every
         link's target and every directory must be as listed; a regular file
-        not listed is drift too (links are not: ldconfig may add them).
+        not listed is drift too (links are not, since ldconfig may add them).
     type: dict
     default: {}
   tree:
