@@ -6,10 +6,27 @@ import (the JSON then has "error"), so the role can say why.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import platform
 import sys
+from importlib import metadata
 from typing import Any
+
+
+def torch_record() -> dict[str, str]:
+    """Where torch's dist-info RECORD is and its sha256: another build of the same version has another RECORD."""
+    try:
+        files = metadata.distribution("torch").files or []
+    except metadata.PackageNotFoundError:
+        return {}
+    record = next((f for f in files if f.name == "RECORD" and f.parent.name.endswith(".dist-info")), None)
+    if record is None:
+        return {}
+    path = os.path.realpath(str(record.locate()))
+    with open(path, "rb") as handle:
+        return {"torch_record": path, "torch_record_sha256": hashlib.sha256(handle.read()).hexdigest()}
 
 
 def probe() -> dict[str, Any]:
@@ -32,6 +49,7 @@ def probe() -> dict[str, Any]:
         "xpu_available": False,
         "xpu_device_count": 0,
         "xpu_devices": [],
+        **torch_record(),
     })
     xpu = getattr(torch, "xpu", None)
     if xpu is None:
