@@ -21,10 +21,10 @@ def torch_record() -> dict[str, str]:
         files = metadata.distribution("torch").files or []
     except metadata.PackageNotFoundError:
         return {}
-    record = next((f for f in files if f.name == "RECORD" and f.parent.name.endswith(".dist-info")), None)
-    if record is None:
+    entry = next((f for f in files if f.parent.name.endswith(".dist-info")), None)  # RECORD lists the dist-info
+    if entry is None:
         return {}
-    path = os.path.realpath(str(record.locate()))
+    path = os.path.realpath(os.path.join(os.path.dirname(str(entry.locate())), "RECORD"))
     with open(path, "rb") as handle:
         return {"torch_record": path, "torch_record_sha256": hashlib.sha256(handle.read()).hexdigest()}
 
