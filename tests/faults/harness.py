@@ -223,4 +223,5 @@ def run(work: Path, playbook: str, inventory_path: Path | str, extravars: dict[s
         envvars={**ENV, **(env or {})}, quiet=True, timeout=timeout, event_handler=event_handler,
     )
     stdout = result.stdout.read() if result.stdout else ""
-    return Job(result.status, int(result.rc), list(result.events), stdout)
+    rc = -9 if result.rc is None else int(result.rc)  # None: killed by a signal
+    return Job(result.status, rc, list(result.events), stdout)

@@ -44,7 +44,10 @@ def removed(package: str, owner: str) -> Drift:
 
 
 def changed(path: str, owner: str, also: tuple[str, ...] = ()) -> Drift:
-    return Drift(owner, f"printf '\\n# drift\\n' >> {path}", also)
+    """path changed: a comment line added (JSON gets a blank line: its content must stay readable for other roles).
+    A loop, as dash does not expand a pattern after >>; the case fails when the pattern matches nothing."""
+    text = "\\n" if path.endswith((".fact", ".json")) else "\\n# drift\\n"
+    return Drift(owner, f"for f in {path}; do test -f \"$f\" && printf '{text}' >> \"$f\" || exit 1; done", also)
 
 
 VENV = "/opt/xpulab/venv"
@@ -80,8 +83,9 @@ CASES: dict[str, Drift] = {
     "file-torchcodec-lock": changed("/opt/xpulab/locks/torchcodec-*.txt", "torchcodec"),
     # Another build of torch 2.14.1 has another RECORD: a new venv generation is built, and
     # TorchCodec, which lives in the venv, is installed into it.
-    "torch-other-build": Drift("pytorch", "echo 'torch/_other_build.py,sha256=x,1' >> "
-                                          f"$(readlink -f {VENV})/lib/python3*/site-packages/torch-2.14.1*.dist-info/RECORD",
+    "torch-other-build": Drift("pytorch", f"for f in $(readlink -f {VENV})/lib/python3*/site-packages/torch-2.14.1*"
+                                          ".dist-info/RECORD; do test -f \"$f\" || exit 1; "
+                                          "echo 'torch/_other_build.py,sha256=x,1' >> \"$f\"; done",
                                ("torchcodec",)),
     "venv-python-dangling": Drift("pytorch", f"ln -sfn /nonexistent/python3 $(readlink -f {VENV})/bin/python",
                                   ("torchcodec",)),
