@@ -26,7 +26,7 @@ def killed_then_rerun(tmp_path: Path, node: Node, tags: str, kill: Kill, extrava
     """The killed run and the plain re-run after it, with the checks every case shares."""
     hosts = inventory(tmp_path, [node.name])
     killed = run(tmp_path, "site.yml", hosts, extravars, tags=tags, env=env, event_handler=kill.handler)
-    assert kill.fired.is_set(), f"the kill never fired:\n{killed.stdout[-3000:]}"
+    assert kill.fired.wait(120), f"the kill never fired:\n{killed.stdout[-3000:]}"
     assert killed.status != "successful", killed.stdout[-3000:]
     assert node.sh("test -f /var/lib/xpulab/run.lock/holder.json", check=False).returncode == 0, "no stale lock left"
     role = tags
@@ -86,7 +86,7 @@ def test_kill_during_dpkg_of_intel_stack(tmp_path: Path, make_node: Callable[...
     kill = Kill(node, "Install the Intel GPU compute and media stack", process=r"^(/usr/bin/)?dpkg ", delay=1)
     hosts = inventory(tmp_path, [node.name])
     killed = run(tmp_path, "site.yml", hosts, tags="intel_gpu", event_handler=kill.handler)
-    assert kill.fired.is_set() and kill.seen, killed.stdout[-3000:]
+    assert kill.fired.wait(120) and kill.seen, killed.stdout[-3000:]
     interrupted = node.sh("dpkg --audit; ls /var/lib/dpkg/updates", check=False).stdout.strip()
     assert interrupted, "the kill left dpkg clean: nothing to repair"
     assert node.fact("xpulab_intel_gpu") is None
