@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +55,22 @@ class Node:
     def snapshot(self) -> str:
         return self.sh(SNAPSHOT).stdout
 
+    def processes(self) -> list[str]:
+        """Command lines of the node's processes (the lister itself left out)."""
+        out = self.sh("for f in /proc/[0-9]*/cmdline; do [ \"$f\" = /proc/$$/cmdline ] || "
+                      "{ tr '\\0' ' ' < \"$f\"; echo; } 2>/dev/null; done", check=False).stdout
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of the node but its init, by id: the node side of a run dies with it."""
+        self.sh('for p in /proc/[0-9]*; do p=${p#/proc/}; [ "$p" = 1 ] || [ "$p" = $$ ] || kill -9 "$p" 2>/dev/null; '
+                "done; true", check=False)
+
+    def fact(self, name: str) -> dict[str, Any] | None:
+        """A local fact of /etc/ansible/facts.d, or None when the node has none."""
+        out = self.sh(f"cat /etc/ansible/facts.d/{name}.fact", check=False)
+        return json.loads(out.stdout) if out.returncode == 0 and out.stdout.strip() else None
+
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(PODMAN), *args], capture_output=True, text=True, check=check,
@@ -90,6 +111,38 @@ class Job:
                 out.append(str(data.get("task")))
         return out
 
+    def role_decisions(self, host: str) -> dict[str, bool]:
+        """Each role's xpulab_state decision on host: True when it ran its tasks, False when it skipped."""
+        out = {}
+        for e in self.host_events(host):
+            data = e["event_data"]
+            task = str(data.get("task", ""))
+            if e["event"] == "runner_on_ok" and task.startswith("Say why the role runs or skips its tasks, for "):
+                msg = str((data.get("res") or {}).get("msg", ""))
+                out[task.rsplit(" ", 1)[1]] = "running its tasks" in msg
+        return out
+
+    def changed_roles(self, host: str) -> dict[str, list[str]]:
+        """Tasks that changed host, by the role whose play ran them (a play's role: the one it decided about)."""
+        play_role: dict[str, str] = {}
+        for e in self.host_events(host):
+            data = e["event_data"]
+            task = str(data.get("task", ""))
+            if task.startswith("Say why the role runs or skips its tasks, for "):
+                play_role.setdefault(str(data.get("play")), task.rsplit(" ", 1)[1])
+        out: dict[str, list[str]] = {}
+        for e in self.host_events(host):
+            data = e["event_data"]
+            res = data.get("res") or {}
+            if e["event"] == "runner_on_ok" and res.get("changed") and not res.get("_ansible_delegated_vars"):
+                role = play_role.get(str(data.get("play")), str(data.get("play")))
+                out.setdefault(role, []).append(str(data.get("task")))
+        return out
+
+    def ran(self, host: str, task: str) -> bool:
+        """Whether task ran (ok or changed) on host."""
+        return any(e["event"] == "runner_on_ok" and e["event_data"].get("task") == task for e in self.host_events(host))
+
 
 def inventory(work: Path, nodes: list[str], host_vars: dict[str, Any] | None = None) -> Path:
     """An inventory of podman nodes with the sandbox's group_vars (mirror URLs, versions)."""
@@ -103,15 +156,74 @@ def inventory(work: Path, nodes: list[str], host_vars: dict[str, Any] | None = N
     return inv / "hosts.yml"
 
 
+def playbook_pids() -> list[int]:
+    """This process's ansible-playbook children (ansible_runner spawns each run in a session of its own)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"ansible-playbook" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@dataclass
+class Kill:
+    """kill -9 of a run when a task starts on a node: once task_prefix starts (and, when process is
+    set, a node process matches it), after delay seconds, SIGKILL the ansible-playbook process group
+    on the controller, then every process of the node's run (podman exec sessions outlive their
+    client, as a module can outlive a dropped ssh connection: a crash takes both)."""
+
+    node: Node
+    task_prefix: str
+    process: str | None = None
+    delay: float = 0.0
+    wait: float = 900.0
+    fired: threading.Event = field(default_factory=threading.Event)
+    seen: list[str] = field(default_factory=list)  # the node processes that matched, at the kill
+
+    def handler(self, event: dict[str, Any]) -> bool:
+        data = event.get("event_data") or {}
+        if (event.get("event") == "playbook_on_task_start" and str(data.get("task", "")).startswith(self.task_prefix)
+                and not getattr(self, "_started", False)):
+            self._started = True
+            threading.Thread(target=self._kill, daemon=True).start()
+        return True
+
+    def _matching(self) -> list[str]:
+        return [p for p in self.node.processes() if self.process and re.search(self.process, p)]
+
+    def _kill(self) -> None:
+        deadline = time.monotonic() + self.wait
+        while self.process and not self._matching():
+            if time.monotonic() > deadline or not playbook_pids():
+                return
+            time.sleep(0.5)
+        time.sleep(self.delay)
+        self.seen = self._matching()
+        for pid in playbook_pids():
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.node.kill_all()
+        self.fired.set()
+
+
 def run(work: Path, playbook: str, inventory_path: Path | str, extravars: dict[str, Any] | None = None,
-        tags: str | None = None, env: dict[str, str] | None = None, timeout: int = 1800) -> Job:
+        tags: str | None = None, env: dict[str, str] | None = None, timeout: int = 1800,
+        skip_tags: str | None = None, event_handler: Callable[[dict[str, Any]], bool] | None = None) -> Job:
     """ansible_runner.run() of a playbook of this repository; the events are kept in memory."""
     private = work / f"runner-{uuid.uuid4().hex[:8]}"
     private.mkdir(parents=True)
     result = ansible_runner.run(
         private_data_dir=str(private), project_dir=str(ROOT), playbook=str(ROOT / playbook),
-        inventory=str(inventory_path), extravars=extravars or {}, tags=tags,
-        envvars={**ENV, **(env or {})}, quiet=True, timeout=timeout,
+        inventory=str(inventory_path), extravars=extravars or {}, tags=tags, skip_tags=skip_tags,
+        envvars={**ENV, **(env or {})}, quiet=True, timeout=timeout, event_handler=event_handler,
     )
     stdout = result.stdout.read() if result.stdout else ""
-    return Job(result.status, int(result.rc), list(result.events), stdout)
+    rc = -9 if result.rc is None else int(result.rc)  # None: killed by a signal
+    return Job(result.status, rc, list(result.events), stdout)

@@ -6,22 +6,27 @@ import (the JSON then has "error"), so the role can say why.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import sys
+from importlib import metadata
 from typing import Any
 
 
-def torch_record() -> str | None:
-    """Path of the installed torch distribution's RECORD (every file it installed, with its sha256)."""
-    from importlib import metadata  # noqa: PLC0415 - only needed here
-
+def torch_record() -> dict[str, str]:
+    """Where torch's dist-info RECORD is and its sha256: another build of the same version has another RECORD."""
     try:
         files = metadata.distribution("torch").files or []
     except metadata.PackageNotFoundError:
-        return None
-    return next((os.path.abspath(f.locate()) for f in files if f.name == "RECORD" and f.parent.name.endswith(".dist-info")), None)
+        return {}
+    entry = next((f for f in files if f.parent.name.endswith(".dist-info")), None)  # RECORD lists the dist-info
+    if entry is None:
+        return {}
+    path = os.path.realpath(os.path.join(os.path.dirname(str(entry.locate())), "RECORD"))
+    with open(path, "rb") as handle:
+        return {"torch_record": path, "torch_record_sha256": hashlib.sha256(handle.read()).hexdigest()}
 
 
 def probe() -> dict[str, Any]:
@@ -37,7 +42,6 @@ def probe() -> dict[str, Any]:
     hip_version = getattr(version, "hip", None)
     build = "xpu" if xpu_version else "cuda" if cuda_version else "rocm" if hip_version else "cpu"
     result.update({
-        "torch_record": torch_record(),
         "torch_version": str(torch.__version__),
         "build": build,
         "xpu_version": str(xpu_version) if xpu_version else None,
@@ -45,6 +49,7 @@ def probe() -> dict[str, Any]:
         "xpu_available": False,
         "xpu_device_count": 0,
         "xpu_devices": [],
+        **torch_record(),
     })
     xpu = getattr(torch, "xpu", None)
     if xpu is None:
