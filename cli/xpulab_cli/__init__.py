@@ -14,8 +14,10 @@ import secrets
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 # The checkout this package lives in (installed editable by the Makefile's venv target).
@@ -51,6 +53,28 @@ def ansible_setting(name: str) -> str:
     return str(ConfigManager(conf_file=conf).get_config_value(name))
 
 
+def log_tail(inventory: str, env: dict[str, str]) -> Callable[[str, str], str]:
+    """(host, glob) -> last line of the newest file matching glob on host, read by an ad-hoc command."""
+    import ansible_runner  # pylint: disable=import-outside-toplevel
+
+    def tail(host: str, glob: str) -> str:
+        script = f'f=$(ls -t {glob} 2>/dev/null | head -n 1); test -n "$f" && tail -n 1 "$f"'
+        with tempfile.TemporaryDirectory(prefix="xpulab-tail-") as private:
+            job = ansible_runner.run(
+                private_data_dir=private, project_dir=str(ROOT), host_pattern=host, inventory=str(ROOT / inventory),
+                module="ansible.builtin.command", module_args=f"sh -c {shlex.quote(script)}",
+                envvars={**env, "XPULAB_HISTORY": "0", "ANSIBLE_CONFIG": os.environ.get("ANSIBLE_CONFIG")
+                         or str(ROOT / "ansible.cfg")},
+                quiet=True, suppress_env_files=True)
+            for event in job.events:
+                if event.get("event") == "runner_on_ok":
+                    lines = str((event["event_data"].get("res") or {}).get("stdout") or "").splitlines()
+                    return lines[-1] if lines else ""
+        return ""
+
+    return tail
+
+
 def provision(args: argparse.Namespace) -> int:
     import ansible_runner  # pylint: disable=import-outside-toplevel  # only this command needs it
 
@@ -69,13 +93,14 @@ def provision(args: argparse.Namespace) -> int:
     (reports / "runner").mkdir(parents=True, exist_ok=True)
     started = time.time()
     print(f"xpulab provision: run {run_id}, artifacts in {reports / 'runner' / 'artifacts' / run_id}", flush=True)
-    with LiveView() as view:
+    host_keys = ansible_setting("HOST_KEY_CHECKING")
+    with LiveView(tail=log_tail(cmdline[1], {"PATH": path, "ANSIBLE_HOST_KEY_CHECKING": host_keys})) as view:
         runner = ansible_runner.run(
             private_data_dir=str(reports / "runner"), project_dir=str(ROOT), ident=run_id,
             playbook=_path_arg(args.playbook), cmdline=shlex.join(cmdline),
             envvars={"PATH": path, "XPULAB_REPORT_DIR": str(reports), "XPULAB_HISTORY_ID": run_id,
                      # as plain ansible-playbook: ansible-runner would turn host key checking off
-                     "ANSIBLE_HOST_KEY_CHECKING": ansible_setting("HOST_KEY_CHECKING")},
+                     "ANSIBLE_HOST_KEY_CHECKING": host_keys},
             # and would cache facts in a file per run instead of ansible.cfg's fact_caching
             fact_cache_type="ansible.cfg",
             event_handler=view.handle, quiet=True, suppress_env_files=True, rotate_artifacts=args.keep,

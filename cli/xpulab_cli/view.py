@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -15,6 +17,15 @@ RESULTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_u
 # A task running this long is a long step: its elapsed time is shown (TTY) or
 # a "still running" line is appended every LONG seconds (no TTY).
 LONG = 30.0
+# The FFmpeg and TorchCodec builds write build.log in their build directory
+# (task names say "log kept in the build directory"): while one runs, the view
+# reads that log's last line on the node every TAIL_EVERY seconds. The globs
+# are the roles' default build roots; XPULAB_BUILD_LOG_GLOB overrides them.
+BUILD_TASK = "log kept in the build directory"
+BUILD_LOGS = {"ffmpeg": "/var/lib/xpulab/build/ffmpeg/*/build.log",
+              "torchcodec": "/var/lib/xpulab/build/torchcodec/*/build.log"}
+TAIL_EVERY = 10.0
+Tail = Callable[[str, str], str]  # (host, log glob) -> the newest matching log's last line, "" if none
 
 
 def short_role(role: str | None) -> str:
@@ -73,14 +84,17 @@ class Node:
     took: float = 0.0  # seconds the last finished task took
     running: bool = False
     state: str = ""  # "", "failed", "unreachable"
-    log: str = ""  # last line a retried task (a wait loop) reported
+    log: str = ""  # last line of the build log, or of a retried task's (a wait loop's) output
+    tailing: bool = False  # a read of the build log is under way
+    tailed: float = 0.0  # when the build log was last read
 
 
 class LiveView:
     """Follows the job's events: redraws one line per node in place on a TTY, appends lines otherwise."""
 
-    def __init__(self, out: TextIO | None = None, tty: bool | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, tty: bool | None = None, tail: Tail | None = None) -> None:
         self.out = out or sys.stdout
+        self.tail = tail
         self.tty = self.out.isatty() if tty is None else tty
         self.start = time.monotonic()
         self.nodes: dict[str, Node] = {}
@@ -105,6 +119,7 @@ class LiveView:
         last = time.monotonic()
         while not self._stop.wait(1.0):
             with self._lock:
+                self._read_build_logs()
                 if self.tty:
                     self._draw()
                 elif time.monotonic() - last >= LONG:
@@ -112,6 +127,28 @@ class LiveView:
                     for name, node in self.nodes.items():
                         if node.running and last - node.since >= LONG:
                             self._emit(self._line(name, node, "still running"))
+
+    def _read_build_logs(self) -> None:
+        """Start a read of the build log's last line for each node in a long build (one at a time per node)."""
+        now = time.monotonic()
+        for name, node in self.nodes.items():
+            glob = os.environ.get("XPULAB_BUILD_LOG_GLOB") or BUILD_LOGS.get(node.role, "")
+            if (self.tail and glob and node.running and BUILD_TASK in node.task and not node.tailing
+                    and now - node.since >= LONG and now - node.tailed >= TAIL_EVERY):
+                node.tailing, node.tailed = True, now
+                threading.Thread(target=self._read_one, args=(name, node, node.since, glob), daemon=True).start()
+
+    def _read_one(self, name: str, node: Node, since: float, glob: str) -> None:
+        try:
+            line = self.tail(name, glob) if self.tail else ""
+        except Exception:  # noqa: BLE001 - a failed read leaves the view as it was
+            line = ""
+        with self._lock:
+            node.tailing = False
+            if line and node.running and node.since == since:  # still the same task
+                node.log = line.strip()[:200]
+                if not self.tty:
+                    self._emit(self._line(name, node, "log"))
 
     def _line(self, name: str, node: Node, note: str = "") -> str:
         now = time.monotonic()

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -259,3 +260,49 @@ def test_live_view_without_a_tty_reports_a_long_task(monkeypatch: pytest.MonkeyP
         live.handle(EVENTS[1])
         time.sleep(2.5)
     assert re.search(r"^ +0:0\d n1 ffmpeg +Build still running 0:0[12]$", out.getvalue(), re.MULTILINE), out.getvalue()
+
+
+def test_live_view_reads_the_build_log_of_a_long_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(view, "LONG", 0.5)
+    monkeypatch.setattr(view, "TAIL_EVERY", 0.5)
+    asked: list[tuple[str, str]] = []
+
+    def tail(host: str, glob: str) -> str:
+        asked.append((host, glob))
+        return "CC libavcodec/h264dec.o\n"
+
+    build = {"event": "runner_on_start", "event_data": {
+        "host": "n1", "role": "xpulab.gpu.ffmpeg",
+        "task": "Build FFmpeg as the unprivileged build user (log kept in the build directory)"}}
+    out = io.StringIO()
+    with view.LiveView(out, tty=False, tail=tail) as live:
+        live.handle(build)
+        live.handle({**EVENTS[1], "event_data": {**EVENTS[1]["event_data"], "host": "n2"}})  # not a build: not read
+        time.sleep(2.5)
+    assert asked and set(asked) == {("n1", view.BUILD_LOGS["ffmpeg"])}
+    assert re.search(r"n1 ffmpeg +Build FFmpeg .* log 0:0\d \| CC libavcodec/h264dec\.o$", out.getvalue(), re.M), \
+        out.getvalue()
+
+
+def test_provision_shows_the_last_line_of_a_build_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the command: the log's last line is read on the node with an ad-hoc command while the task runs."""
+    monkeypatch.setattr(view, "LONG", 1.0)
+    monkeypatch.setattr(view, "TAIL_EVERY", 1.0)
+    logs = tmp_path / "build"
+    logs.mkdir()
+    task = {"name": "Build it (log kept in the build directory)", "changed_when": False,
+            "ansible.builtin.command": {"argv": ["sh", "-c", f"for i in $(seq 1 16); do echo step $i >> {logs}/build.log; "
+                                                             "sleep 0.5; done"]}}
+    (tmp_path / "roles" / "gamma" / "tasks").mkdir(parents=True)
+    (tmp_path / "roles" / "gamma" / "tasks" / "main.yml").write_text(json.dumps([task]))
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(json.dumps([{"name": "Build", "hosts": "node1", "gather_facts": False, "roles": ["gamma"]}]))
+    inventory = tmp_path / "inventory.json"
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory.write_text(json.dumps({"all": {"hosts": {"node1": local}}}))
+    env = {"XPULAB_REPORT_DIR": str(tmp_path / "reports"), "XPULAB_BUILD_LOG_GLOB": f"{logs}/*.log",
+           "XPULAB_HISTORY": "0", "ANSIBLE_NOCOLOR": "1"}
+    with mock.patch.dict(os.environ, env):
+        rc, output = xpulab("provision", "-i", str(inventory), "--playbook", str(playbook))
+    assert rc == 0, output
+    assert re.search(r"node1 gamma +Build it \(log kept in the build directory\) log 0:0\d \| step \d+$", output, re.M), output
