@@ -95,3 +95,19 @@ def test_known_failures_of_the_real_torchcodec_parse_and_name_their_run(tmp_path
             assert entry.test.startswith("test/") and "measured: " in entry.source and "2026-11-30" in entry.source
         tests = [entry.test for entry in parsed]
         assert len(tests) == len(set(tests)), key
+
+
+def test_the_real_run_builds_ffmpeg_with_a_software_av1_decoder() -> None:
+    """libdav1d for this run only: the role's defaults (CI's fingerprints) stay,
+    and the run's package list is the role's Debian list plus libdav1d's."""
+    real = load(REAL_VARS)
+    ffmpeg = ROOT / "roles" / "ffmpeg"
+    assert real["ffmpeg_extra_configure_flags"] == ["--enable-libdav1d"]
+    defaults = load(ffmpeg / "defaults" / "main.yml")
+    assert "--enable-libdav1d" not in defaults["ffmpeg_configure_flags"] + defaults["ffmpeg_extra_configure_flags"]
+    debian = load(ffmpeg / "vars" / "Debian.yml")["__ffmpeg_dev_packages"]
+    assert real["ffmpeg_dev_packages"] == [*debian, "libdav1d-dev"]
+    assert not [p for p in debian if "dav1d" in p]
+    # With libdav1d the CPU decodes AV1: no known failure of the real commit blames its absence.
+    known = load(ROLE / "vars" / "known_failures.yml")["torchcodec_known_failures"]
+    assert not [e for e in known[real["torchcodec_git_commit"]] if "av1" in e["test"]]
