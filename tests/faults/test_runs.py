@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import ansible_runner
 import pytest
@@ -78,33 +79,41 @@ def test_full_install_root(tmp_path: Path, make_node: Callable[..., Node]) -> No
     assert node.sh("ls -A /opt/ffmpeg").stdout == ""
 
 
+def kill_builder_mid_build(tmp_path: Path, builder: Node, hosts: Path, kind: str, wait: int, finish: int,
+                           **run: Any) -> Any:
+    """site.yml in the background until builder starts building kind (its build.log appears within wait
+    seconds), then the builder dies (unreachable from then on); returns the finished job (its events)."""
+    cancel = threading.Event()
+    (tmp_path / "job").mkdir()
+    thread, job = ansible_runner.run_async(
+        private_data_dir=str(tmp_path / "job"), project_dir=str(ROOT), playbook=str(ROOT / "site.yml"),
+        inventory=str(hosts), quiet=True, cancel_callback=cancel.is_set, **run,
+    )
+    try:
+        for _ in range(wait):
+            if builder.sh(f"ls /var/lib/xpulab/build/{kind}/*/build.log", check=False).returncode == 0:
+                break
+            assert thread.is_alive(), f"the run ended before the {kind} build started"
+            time.sleep(1)
+        else:
+            pytest.fail(f"the builder never started building {kind}")
+        builder.remove()
+        thread.join(finish)
+        assert not thread.is_alive(), "the run did not finish"
+    finally:
+        cancel.set()
+        thread.join(60)
+    return job
+
+
 @pytest.mark.slow
 def test_builder_killed_after_it_was_picked(tmp_path: Path, make_node: Callable[..., Node]) -> None:
     """Two nodes of one fingerprint, no artifact: the builder dies mid-build, the other node builds."""
     builder, other = make_node("a"), make_node("b")
     hosts = inventory(tmp_path, [builder.name, other.name])
     small = {"ffmpeg_extra_configure_flags": ["--disable-everything"]}  # a short build, a fingerprint of its own
-    cancel = threading.Event()
-    (tmp_path / "job").mkdir()
-    thread, job = ansible_runner.run_async(
-        private_data_dir=str(tmp_path / "job"), project_dir=str(ROOT), playbook=str(ROOT / "site.yml"),
-        inventory=str(hosts), tags="ffmpeg", extravars=small, envvars={**ENV, **empty_cache(tmp_path)},
-        quiet=True, cancel_callback=cancel.is_set,
-    )
-    try:
-        for _ in range(900):
-            if builder.sh("ls /var/lib/xpulab/build/ffmpeg/*/build.log", check=False).returncode == 0:
-                break
-            assert thread.is_alive(), "the run ended before the build started"
-            time.sleep(1)
-        else:
-            pytest.fail("the builder never started building")
-        builder.remove()  # the builder dies: unreachable from now on
-        thread.join(1500)
-        assert not thread.is_alive(), "the run did not finish"
-    finally:
-        cancel.set()
-        thread.join(60)
+    job = kill_builder_mid_build(tmp_path, builder, hosts, "ffmpeg", 900, 1500, tags="ffmpeg", extravars=small,
+                                 envvars={**ENV, **empty_cache(tmp_path)})
     events = [e for e in job.events if (e.get("event_data") or {}).get("host") == other.name]
     tasks = [e["event_data"]["task"] for e in events if e["event"] == "runner_on_ok"]
     assert "Say which node builds in place of a failed builder" in tasks
@@ -133,26 +142,9 @@ def test_torchcodec_builder_killed_after_it_was_picked(tmp_path: Path, make_node
                                        "TORCHCODEC_DISABLE_COMPILE_WARNING_AS_ERROR": "ON",
                                        "XPULAB_FAULT_CASE": "torchcodec-builder-killed"}}
     env = seeded_cache(tmp_path)
-    cancel = threading.Event()
-    (tmp_path / "job").mkdir()
-    thread, job = ansible_runner.run_async(
-        private_data_dir=str(tmp_path / "job"), project_dir=str(ROOT), playbook=str(ROOT / "site.yml"),
-        inventory=str(hosts), extravars=source, envvars={**ENV, **env}, quiet=True, cancel_callback=cancel.is_set,
-    )
-    try:
-        for _ in range(2700):  # intel_gpu, FFmpeg (cached), torch, then the wheel build
-            if builder.sh("ls /var/lib/xpulab/build/torchcodec/*/build.log", check=False).returncode == 0:
-                break
-            assert thread.is_alive(), "the run ended before the TorchCodec build started"
-            time.sleep(1)
-        else:
-            pytest.fail("the builder never started building TorchCodec")
-        builder.remove()  # the builder dies: unreachable from now on
-        thread.join(2400)
-        assert not thread.is_alive(), "the run did not finish"
-    finally:
-        cancel.set()
-        thread.join(60)
+    # intel_gpu, FFmpeg (cached), torch, then the wheel build
+    job = kill_builder_mid_build(tmp_path, builder, hosts, "torchcodec", 2700, 2400, extravars=source,
+                                 envvars={**ENV, **env})
     events = [e for e in job.events if (e.get("event_data") or {}).get("host") == other.name]
     tasks = [e["event_data"]["task"] for e in events if e["event"] == "runner_on_ok"]
     assert "Say which node builds the TorchCodec wheel in place of a failed builder" in tasks
