@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,6 @@ from playbook_runner import Run, run_role_tasks
 HOSTNAME = socket.gethostname()
 ME = {"id": "run-under-test", "controller": HOSTNAME, "pid": os.getpid(), "user": "tester",
       "started": "2026-11-30T12:00:00Z"}
-
-
-@pytest.fixture
-def live_holder() -> Iterator[int]:
-    """A live process whose command line says ansible-playbook, as a running holder's does."""
-    proc = subprocess.Popen(["bash", "-c", "exec -a ansible-playbook sleep 300"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
 
 
 def hold(lock: Path, **holder: Any) -> None:

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTNAME = socket.gethostname()
-
-
-@pytest.fixture
-def live_holder() -> Iterator[int]:
-    """A live process whose command line says ansible-playbook, as a running holder's does."""
-    proc = subprocess.Popen(["bash", "-c", "exec -a ansible-playbook sleep 300"])
-    yield proc.pid
-    proc.kill()
-    proc.wait()
 
 
 def run(tmp_path: Path, lock: Path, extra: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
