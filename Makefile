@@ -26,7 +26,7 @@ SANITY_EXCLUDE ?=
 SANITY_PIP := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(shell sed -n "s/^ *pip='\([0-9.]*\)',$$/\1/p" \
   $(VENV)/lib/python*/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null)).py
 
-.PHONY: help deps venv images mirror sandbox sandbox-up sandbox-down lock lint unit sanity collection molecule faults faults-ci test bench clean-cache real-torchcodec
+.PHONY: help deps venv images mirror sandbox sandbox-up sandbox-down lock lint unit sanity collection molecule faults faults-ci test bench bench-scale clean-cache real-torchcodec
 
 help:
 	@echo "make sandbox       bring up the sandbox lab and run site.yml on it"
@@ -37,6 +37,10 @@ help:
 	@echo "make sanity        ansible-test sanity on the built artifact"
 	@echo "make faults        the fault suite (ansible-runner jobs against podman nodes); faults-ci: CI's subset"
 	@echo "make bench         time the main job (cold, cached artifact, no change)"
+	@echo "make bench-scale   the main job on 1, 2, 4 nodes: cold, warm and no-change times, controller CPU,"
+	@echo "                   tasks per node, seconds per extra node; JSON and logs in reports/bench/. Settings:"
+	@echo "                   BENCH_SCALE_NODES=\"1 2 4\" (8 where disk allows) BENCH_SCALE_COLD=2 (\"\": none)"
+	@echo "                   BENCH_SCALE_NOCHANGE_RUNS=2 BENCH_SCALE_NODE_GIB=2 BENCH_SCALE_DIR XPULAB_BENCH_CACHE"
 	@echo "make real-torchcodec TORCHCODEC_REPO=<clone>  the real TorchCodec: source build, smoke test, its own suite"
 
 deps:
@@ -140,6 +144,11 @@ real-torchcodec: images
 
 bench: venv
 	sandbox/bin/bench.sh
+
+# Fleet-size scaling (sandbox/bin/bench_scale.py; its settings: make help). It
+# replaces the sandbox nodes (the mirror stays) and leaves the last size's nodes up.
+bench-scale: venv
+	$(PYTHON) sandbox/bin/bench_scale.py
 
 clean-cache:
 	rm -rf $${XPULAB_CACHE:-$$HOME/.cache/xpulab}

@@ -109,10 +109,10 @@ class Config:
         repeats = env.get("BENCH_SCALE_NOCHANGE_RUNS", "2")
         if not nodes or not repeats.isdigit() or int(repeats) < 1:
             raise ValueError("BENCH_SCALE_NODES must name a size and BENCH_SCALE_NOCHANGE_RUNS be >= 1")
-        home = Path(env.get("HOME", str(Path.home())))
-        return cls(nodes, cold, int(repeats), float(env.get("BENCH_SCALE_NODE_GIB", "2")),
-                   Path(env.get("XPULAB_BENCH_CACHE", str(home / ".cache/xpulab/bench-artifacts"))),
-                   ROOT / env.get("BENCH_SCALE_DIR", "reports/bench"))
+        # Empty counts as unset (as in bench.sh): a cold run empties the cache directory.
+        cache = env.get("XPULAB_BENCH_CACHE") or f"{env.get('HOME') or Path.home()}/.cache/xpulab/bench-artifacts"
+        return cls(nodes, cold, int(repeats), float(env.get("BENCH_SCALE_NODE_GIB") or "2"), Path(cache),
+                   ROOT / (env.get("BENCH_SCALE_DIR") or "reports/bench"))
 
 
 def run_logged(argv: Sequence[str], env: Mapping[str, str], log: Path) -> Done:
@@ -200,26 +200,22 @@ def bench(cfg: Config, runner: Runner, free_gib: Callable[[], float],
             result.failure = f"{kind} N={n} failed (rc {run.rc}): see {log}"
         return run
 
-    plan = [("cold", n) for n in cfg.cold] + [(k, n) for n in cfg.nodes for k in ("warm", "nochange")]
-    no_nodes: set[int] = set()
-    for kind, n in plan:
-        if kind == "nochange":
-            for i in range(cfg.repeats if n not in no_nodes else 0):
-                if site(kind, n, f"nochange-N{n}-{i + 1}").rc != 0:
-                    return result
-            continue
-        if kind == "cold":
-            shutil.rmtree(cfg.cache, ignore_errors=True)
+    # Cold runs first: they fill the cache the warm runs use.
+    for kind, n in [("cold", n) for n in cfg.cold] + [("warm", n) for n in cfg.nodes]:
         if not fresh(kind, n):
             if result.failure:
                 return result
-            if kind == "warm":
-                no_nodes.add(n)
             continue
+        if kind == "cold":
+            shutil.rmtree(cfg.cache, ignore_errors=True)
         before = set(cfg.cache.glob("*.json"))
         run = site(kind, n, f"{kind}-N{n}")
         if kind == "warm" and (built := sorted(p.name for p in set(cfg.cache.glob("*.json")) - before)):
             run.note = "not warm: built " + ", ".join(built)
+        for i in range(cfg.repeats if kind == "warm" else 0):
+            if run.rc != 0:
+                break
+            run = site("nochange", n, f"nochange-N{n}-{i + 1}")
         if run.rc != 0:
             return result
     return result

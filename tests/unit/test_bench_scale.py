@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,9 +146,9 @@ def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
             "XPULAB_BENCH_CACHE": str(tmp_path / "cache"), **extra}
 
 
-def report(tmp_path: Path) -> dict[str, object]:
+def report(tmp_path: Path) -> dict[str, Any]:
     (path,) = (tmp_path / "bench").glob("bench-scale-*.json")
-    data: dict[str, object] = json.loads(path.read_text())
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 
@@ -171,8 +172,8 @@ def test_plan_runs_cold_then_warm_and_nochange_per_size(tmp_path: Path, capsys: 
     assert "no-change, seconds per extra node: 2.00 s (target <= 3 s: met)" in out
     assert "warm / cold at N=2: 0.20 (target <= 0.2: met)" in out
     data = report(tmp_path)
-    assert data["failure"] == "" and len(data["runs"]) == 10  # type: ignore[arg-type]
-    assert data["derived"]["warm_slope_s"] == pytest.approx(10.0)  # type: ignore[index]
+    assert data["failure"] == "" and len(data["runs"]) == 10
+    assert data["derived"]["warm_slope_s"] == pytest.approx(10.0)
 
 
 def test_failed_run_stops_and_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -184,7 +185,7 @@ def test_failed_run_stops_and_exits_nonzero(tmp_path: Path, capsys: pytest.Captu
     assert "| nochange | 1 | ok |" in captured.out  # what ran before is still shown
     assert "bench-scale: FAILED: warm N=2 failed (rc 2): see " in captured.err
     assert str(tmp_path / "bench" / "logs" / "warm-N2.log") in captured.err
-    assert report(tmp_path)["failure"].startswith("warm N=2 failed")  # type: ignore[union-attr]
+    assert report(tmp_path)["failure"].startswith("warm N=2 failed")
 
 
 def test_failed_setup_stops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -199,14 +200,20 @@ def test_warm_run_that_builds_is_flagged_and_left_out(tmp_path: Path, capsys: py
     assert bs.main(env_for(tmp_path, BENCH_SCALE_NODES="2 4"), lab, lambda: 100.0) == 0
     assert "| warm | 4 | ok | 140.0 | 70.0 | 201-204 | 130 | 77 | not warm: built ffmpeg-warm-N4.tar.gz.json |" \
         in capsys.readouterr().out
-    assert report(tmp_path)["derived"]["warm_slope_s"] is None  # type: ignore[index]
+    assert report(tmp_path)["derived"]["warm_slope_s"] is None
 
 
 def test_sizes_without_disk_room_are_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "ffmpeg-x.tar.gz.json").write_text("{}")
     lab = FakeLab(tmp_path / "cache")
-    assert bs.main(env_for(tmp_path, BENCH_SCALE_NODES="1 8", BENCH_SCALE_NOCHANGE_RUNS="1"), lab, lambda: 10.0) == 0
-    assert lab.calls == ["rm:2", "up:2", "cold-N2", "rm:1", "up:1", "warm-N1", "nochange-N1-1"]
-    assert "skipped: warm N=8: needs 16 GiB of podman storage, 10 free" in capsys.readouterr().out
+    settings = {"BENCH_SCALE_NODES": "1 8", "BENCH_SCALE_COLD": "8", "BENCH_SCALE_NOCHANGE_RUNS": "1"}
+    assert bs.main(env_for(tmp_path, **settings), lab, lambda: 10.0) == 0
+    assert lab.calls == ["rm:1", "up:1", "warm-N1", "nochange-N1-1"]
+    out = capsys.readouterr().out
+    assert "skipped: cold N=8: needs 16 GiB of podman storage, 10 free" in out
+    assert "skipped: warm N=8: needs 16 GiB of podman storage, 10 free" in out
+    assert (tmp_path / "cache" / "ffmpeg-x.tar.gz.json").exists()  # a skipped cold run leaves the cache
 
 
 @pytest.mark.parametrize("extra", [{"BENCH_SCALE_NODES": "1 x"}, {"BENCH_SCALE_NODES": ""},
@@ -217,6 +224,15 @@ def test_bad_settings_run_nothing(tmp_path: Path, extra: dict[str, str], capsys:
     assert bs.main(env_for(tmp_path, **extra), lab, lambda: 100.0) == 2
     assert lab.calls == []
     assert capsys.readouterr().err.startswith("bench-scale: ")
+
+
+def test_settings_defaults_and_empty_values() -> None:
+    cfg = bs.Config.from_env({"HOME": "/home/u", "XPULAB_BENCH_CACHE": "", "BENCH_SCALE_DIR": ""})
+    assert (cfg.nodes, cfg.cold, cfg.repeats, cfg.node_gib) == ((1, 2, 4), (2,), 2, 2.0)
+    assert cfg.cache == Path("/home/u/.cache/xpulab/bench-artifacts")  # never "", which is the checkout
+    assert cfg.out_dir == ROOT / "reports" / "bench"
+    cfg = bs.Config.from_env({"BENCH_SCALE_NODES": " 1 2 4 8 ", "BENCH_SCALE_COLD": "", "XPULAB_BENCH_CACHE": "/c"})
+    assert (cfg.nodes, cfg.cold, cfg.cache) == ((1, 2, 4, 8), (), Path("/c"))
 
 
 def test_no_cold_run_with_a_filled_cache(tmp_path: Path) -> None:
