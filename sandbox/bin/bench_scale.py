@@ -12,6 +12,8 @@ one Markdown table row per run kind and N, then the slopes per extra node and th
 ratios; writes them as JSON to <BENCH_SCALE_DIR>/bench-scale-<UTC>.json and each
 run's output to <BENCH_SCALE_DIR>/logs/<kind>-N<n>[-<i>].log (setup: .setup.log).
 Stops at the first failed run (exit 1, the table of what ran is still printed).
+It replaces the sandbox's node containers (label xpulab.sandbox=node; the mirror
+stays) and leaves the last size's nodes up. Settings come from the environment only.
 
 Controller CPU seconds: getrusage(RUSAGE_CHILDREN) user+sys around each
 ansible-playbook: it and its forks, and the podman clients they run; conmon and the
@@ -293,8 +295,11 @@ def render_derived(d: Mapping[str, float | None]) -> list[str]:
          for key, value in d.items() if key.startswith("warm_over_cold_N")]
 
 
-def main(env: Mapping[str, str] = os.environ, runner: Runner = run_logged,
+def main(args: Sequence[str] = (), env: Mapping[str, str] = os.environ, runner: Runner = run_logged,
          free_gib: Callable[[], float] = podman_free_gib) -> int:
+    if args:  # settings come from the environment only; any argument (--help) prints them
+        print(__doc__)
+        return 0 if args[0] in ("-h", "--help") else 2
     try:
         cfg = Config.from_env(env)
     except ValueError as err:
@@ -327,4 +332,4 @@ def main(env: Mapping[str, str] = os.environ, runner: Runner = run_logged,
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -156,7 +156,7 @@ def test_plan_runs_cold_then_warm_and_nochange_per_size(tmp_path: Path, capsys: 
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "stale.json").write_text("{}")
     lab = FakeLab(tmp_path / "cache")
-    assert bs.main(env_for(tmp_path), lab, lambda: 100.0) == 0
+    assert bs.main((), env_for(tmp_path), lab, lambda: 100.0) == 0
     assert lab.calls == [
         "rm:2", "up:2", "cold-N2",
         "rm:1", "up:1", "warm-N1", "nochange-N1-1", "nochange-N1-2",
@@ -178,7 +178,7 @@ def test_plan_runs_cold_then_warm_and_nochange_per_size(tmp_path: Path, capsys: 
 
 def test_failed_run_stops_and_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lab = FakeLab(tmp_path / "cache", fail={"warm-N2": 2})
-    assert bs.main(env_for(tmp_path), lab, lambda: 100.0) == 1
+    assert bs.main((), env_for(tmp_path), lab, lambda: 100.0) == 1
     assert lab.calls[-3:] == ["rm:2", "up:2", "warm-N2"]  # nothing after the failed run
     captured = capsys.readouterr()
     assert "| warm | 2 | FAILED rc 2 | 120.0 |" in captured.out
@@ -190,14 +190,14 @@ def test_failed_run_stops_and_exits_nonzero(tmp_path: Path, capsys: pytest.Captu
 
 def test_failed_setup_stops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lab = FakeLab(tmp_path / "cache", fail={"up:1": 2})
-    assert bs.main(env_for(tmp_path), lab, lambda: 100.0) == 1
+    assert bs.main((), env_for(tmp_path), lab, lambda: 100.0) == 1
     assert lab.calls[-1] == "up:1" and "warm-N1" not in lab.calls
     assert "fresh nodes for warm N=1 failed (rc 2): see " in capsys.readouterr().err
 
 
 def test_warm_run_that_builds_is_flagged_and_left_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lab = FakeLab(tmp_path / "cache", build=["warm-N4"])
-    assert bs.main(env_for(tmp_path, BENCH_SCALE_NODES="2 4"), lab, lambda: 100.0) == 0
+    assert bs.main((), env_for(tmp_path, BENCH_SCALE_NODES="2 4"), lab, lambda: 100.0) == 0
     assert "| warm | 4 | ok | 140.0 | 70.0 | 201-204 | 130 | 77 | not warm: built ffmpeg-warm-N4.tar.gz.json |" \
         in capsys.readouterr().out
     assert report(tmp_path)["derived"]["warm_slope_s"] is None
@@ -208,7 +208,7 @@ def test_sizes_without_disk_room_are_skipped(tmp_path: Path, capsys: pytest.Capt
     (tmp_path / "cache" / "ffmpeg-x.tar.gz.json").write_text("{}")
     lab = FakeLab(tmp_path / "cache")
     settings = {"BENCH_SCALE_NODES": "1 8", "BENCH_SCALE_COLD": "8", "BENCH_SCALE_NOCHANGE_RUNS": "1"}
-    assert bs.main(env_for(tmp_path, **settings), lab, lambda: 10.0) == 0
+    assert bs.main((), env_for(tmp_path, **settings), lab, lambda: 10.0) == 0
     assert lab.calls == ["rm:1", "up:1", "warm-N1", "nochange-N1-1"]
     out = capsys.readouterr().out
     assert "skipped: cold N=8: needs 16 GiB of podman storage, 10 free" in out
@@ -221,9 +221,17 @@ def test_sizes_without_disk_room_are_skipped(tmp_path: Path, capsys: pytest.Capt
                                    {"BENCH_SCALE_COLD": ""}])
 def test_bad_settings_run_nothing(tmp_path: Path, extra: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     lab = FakeLab(tmp_path / "cache")
-    assert bs.main(env_for(tmp_path, **extra), lab, lambda: 100.0) == 2
+    assert bs.main((), env_for(tmp_path, **extra), lab, lambda: 100.0) == 2
     assert lab.calls == []
     assert capsys.readouterr().err.startswith("bench-scale: ")
+
+
+@pytest.mark.parametrize(("args", "rc"), [(["--help"], 0), (["-h"], 0), (["4"], 2)])
+def test_arguments_print_the_settings_and_run_nothing(tmp_path: Path, args: list[str], rc: int,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    lab = FakeLab(tmp_path / "cache")
+    assert bs.main(args, env_for(tmp_path), lab, lambda: 100.0) == rc
+    assert lab.calls == [] and "BENCH_SCALE_NODES " in capsys.readouterr().out
 
 
 def test_settings_defaults_and_empty_values() -> None:
@@ -239,7 +247,7 @@ def test_no_cold_run_with_a_filled_cache(tmp_path: Path) -> None:
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "ffmpeg-x.tar.gz.json").write_text("{}")
     lab = FakeLab(tmp_path / "cache")
-    assert bs.main(env_for(tmp_path, BENCH_SCALE_COLD="", BENCH_SCALE_NODES="1"), lab, lambda: 100.0) == 0
+    assert bs.main((), env_for(tmp_path, BENCH_SCALE_COLD="", BENCH_SCALE_NODES="1"), lab, lambda: 100.0) == 0
     assert lab.calls == ["rm:1", "up:1", "warm-N1", "nochange-N1-1", "nochange-N1-2"]
     assert (tmp_path / "cache" / "ffmpeg-x.tar.gz.json").exists()
 
