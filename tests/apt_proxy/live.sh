@@ -36,9 +36,12 @@ play() {  # play LOG [ansible-playbook args]
 on_node() { "$podman" exec "$node" "$@"; }
 
 "$podman" rm -f -t 0 "$srv" "$node" >/dev/null 2>&1 || true
-for c in "$srv" "$node"; do
-  "$podman" run -d --name "$c" --hostname "$c" --network host "$image" sleep infinity >/dev/null
-done
+# The proxy's cache is a directory of this machine, as in the sandbox
+# (sandbox/playbooks/up.yml): the role makes it the daemon's.
+mkdir "$work/cache"
+"$podman" run -d --name "$srv" --hostname "$srv" --network host -v "$work/cache:/var/cache/apt-cacher-ng" \
+  "$image" sleep infinity >/dev/null
+"$podman" run -d --name "$node" --hostname "$node" --network host "$image" sleep infinity >/dev/null
 cat >"$work/inventory.yml" <<INV
 all:
   vars:
