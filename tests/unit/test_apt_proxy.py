@@ -6,8 +6,11 @@ The role against real containers: tests/apt_proxy/live.sh."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ CLIENT_TEMPLATE = ROLE / "templates" / "apt-proxy.conf.j2"
 SERVER_TEMPLATE = ROLE / "templates" / "zzz_xpulab.conf.j2"
 SANDBOX_VARS = ROOT / "inventories" / "sandbox" / "group_vars" / "all" / "apt_proxy.yml"
 MANAGED = {"ansible_managed": "Ansible managed"}
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 
 
 def client_file(**data: Any) -> str:
@@ -167,3 +171,33 @@ def test_specs_match_defaults() -> None:
     for name, value in defaults.items():
         assert options[name].get("default") == value, name
     assert options["xpulab_apt_proxy_url"]["default"] == ""
+
+
+def run_playbook(tmp_path: Path, inventory: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "hosts.yml").write_text(inventory)
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    return subprocess.run([ANSIBLE_PLAYBOOK, "playbooks/apt_proxy.yml", "-i", str(tmp_path / "hosts.yml")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_bad_url_stops_before_any_host(tmp_path: Path) -> None:
+    result = run_playbook(tmp_path, "xpulab_apt_proxy:\n  hosts:\n    cache.example.invalid:\n"
+                                    "xpulab_nodes:\n  hosts:\n    gpu1.example.invalid:\n"
+                                    "      xpulab_apt_proxy_url: https://cache.example.invalid:3142\n"
+                                    "    gpu2.example.invalid: {}\n")
+    out = " ".join(result.stdout.split())
+    assert result.returncode != 0
+    assert "gpu1.example.invalid: xpulab_apt_proxy_url 'https://cache.example.invalid:3142' is not http://HOST[:PORT]" in out
+    assert "Nothing was changed." in out
+    assert "gpu2.example.invalid: " not in out
+    assert "cache.example.invalid : ok=" not in out and "Gathering Facts" not in out
+
+
+def test_no_proxy_costs_one_skipped_task(tmp_path: Path) -> None:
+    """No group xpulab_apt_proxy, no URL: no warning, and the node only skips the client include."""
+    result = run_playbook(tmp_path, "xpulab_nodes:\n  hosts:\n    gpu1:\n      ansible_connection: local\n"
+                                    f"      ansible_python_interpreter: {sys.executable}\n")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Could not match supplied host pattern" not in result.stderr + result.stdout
+    assert re.search(r"^gpu1\s*: ok=1\s+changed=0\s+unreachable=0\s+failed=0\s+skipped=1 ", result.stdout, re.MULTILINE)
+    assert "skipping: [gpu1]" in result.stdout
