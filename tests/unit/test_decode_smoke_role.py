@@ -10,6 +10,11 @@ missing required device is shown in test_decode_smoke.py
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,9 +106,9 @@ def test_sandbox_nodes_without_gpus_list_xpu0_without_requiring_it() -> None:
     assert "--require-device" not in argv
 
 
-# ------------------------------------------------ the decode user's render-node check (tasks/user.yml)
+# ------------------------------------------------ the decode user's render-node check (tasks/user_converge.yml)
 
-USER_TASKS = yaml.safe_load((ROOT / "roles/decode_smoke/tasks/user.yml").read_text())
+USER_TASKS = yaml.safe_load((ROOT / "roles/decode_smoke/tasks/user_converge.yml").read_text())
 CHECKS = next(task for task in USER_TASKS if "block" in task)["block"]
 STOP = next(task for task in CHECKS if task["name"] == "Stop when the decode user cannot open a render node")
 
@@ -152,3 +157,47 @@ def test_nothing_denied_does_not_stop() -> None:
                        "decode_smoke_render_found": {"files": []},
                        "decode_smoke_render_access": {"results": [{"item": "/dev/dri/renderD128", "rc": 0}]}})
     assert out["when"] is False
+
+
+# ------------------------------------------------ the one-call account check (tasks/user.yml)
+
+PROBE_TASKS = yaml.safe_load((ROOT / "roles/decode_smoke/tasks/user.yml").read_text())
+READY = next(task for task in PROBE_TASKS if task["name"] == "Decide whether the decode user's account needs work")
+PROBE_SCRIPT = ROOT / "roles/decode_smoke/files/xpulab_user_probe.py"
+
+
+def ready(rc: int, found: dict[str, Any], groups: list[str]) -> bool:
+    out = render({"ready": READY["ansible.builtin.set_fact"]["decode_smoke_user_ready"]}, templates=READY["vars"],
+                 data={"decode_smoke_user_groups": groups,
+                       "decode_smoke_user_probe": {"rc": rc, "stdout": json.dumps(found)}})
+    return bool(out["ready"])
+
+
+GOOD = {"uid": 999, "home": "/var/lib/xpulab", "groups": ["render", "video", "xpulab"], "home_writable": True,
+        "nodes": {"/dev/dri/renderD128": True}}
+
+
+def test_a_settled_account_needs_no_work() -> None:
+    assert ready(0, GOOD, ["video", "render"]) is True
+    assert ready(0, {**GOOD, "nodes": {}}, ["video", "render"]) is True  # no render node to open
+
+
+@pytest.mark.parametrize("rc, found, why", [
+    (1, {}, "the user is missing (runuser fails)"),
+    (0, {**GOOD, "groups": ["video", "xpulab"]}, "not in render"),
+    (0, {**GOOD, "home_writable": False}, "home not writable"),
+    (0, {**GOOD, "nodes": {"/dev/dri/renderD128": True, "/dev/dri/renderD129": False}}, "a node it cannot open"),
+])
+def test_an_account_that_falls_short_is_made_and_checked_in_full(rc: int, found: dict[str, Any], why: str) -> None:
+    assert ready(rc, found, ["video", "render"]) is False, why
+
+
+def test_the_probe_reports_the_nodes_present_and_those_that_must_be(tmp_path: Path) -> None:
+    (tmp_path / "dri").mkdir()
+    (tmp_path / "dri" / "renderD128").write_text("")
+    missing = str(tmp_path / "dri" / "renderD130")
+    out = json.loads(subprocess.run([sys.executable, "-c", PROBE_SCRIPT.read_text(), str(tmp_path), missing],
+                                    check=True, capture_output=True, text=True).stdout)
+    assert out["uid"] == os.getuid()
+    assert out["nodes"] == {str(tmp_path / "dri" / "renderD128"): True, missing: False}
+    assert out["home_writable"] is os.access(out["home"], os.W_OK)
