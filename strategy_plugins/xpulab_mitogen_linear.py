@@ -1,9 +1,10 @@
 """Mitogen's linear strategy for xpulab runs, without its CPU pinning.
 
-ansible.cfg selects this strategy (``strategy = xpulab_mitogen_linear``):
-Mitogen (https://pypi.org/project/mitogen/) keeps one Python interpreter per
-node for the whole run instead of copying and starting every module anew.
-``ANSIBLE_STRATEGY=linear`` turns it off for a run (docs/performance.md).
+Opt-in: ``ANSIBLE_STRATEGY=xpulab_mitogen_linear ansible-playbook ...``
+(ansible.cfg names this directory in ``strategy_plugins``). Mitogen
+(https://pypi.org/project/mitogen/) keeps one Python interpreter per node for
+the whole run instead of copying and starting every module anew. It is not
+the default: docs/performance.md says what fails under it.
 
 Mitogen pins its processes and their children to CPUs; on a controller of
 fewer than four CPUs every child shares one, and the sandbox's nodes (podman
