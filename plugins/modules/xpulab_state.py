@@ -111,6 +111,10 @@ settled:
   description: True when the fingerprint is the recorded one and nothing drifted.
   returned: state=probe
   type: bool
+fingerprint:
+  description: The fingerprint probed (the one given).
+  returned: state=probe
+  type: str
 recorded:
   description: The recorded fingerprint, or null.
   returned: always
@@ -336,6 +340,7 @@ def run(module: AnsibleModule) -> dict[str, Any]:
             write_record(path, {**record, "fingerprint": None})
     result["drift"] = drift
     result["settled"] = not drift
+    result["fingerprint"] = params["fingerprint"]
     return result
 
 
