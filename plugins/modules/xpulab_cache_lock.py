@@ -6,14 +6,18 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: xpulab_cache_lock
-short_description: Lock one fingerprint of the controller's artifact cache while a run fills it
+short_description: Take or release an xpulab run lock (a controller cache entry, or a node)
 description:
   - The lock is a directory (C(mkdir) is atomic) holding C(holder.json), the
     run's id, controller, ansible-playbook pid, user and start time.
-  - A lock held by this same run (a stand-in builder after a failed one), or
-    by a run of this controller whose ansible-playbook process is gone, is
-    taken over. Any other holder is waited for, up to I(wait) seconds; then
-    the module fails naming it.
+  - A lock held by this same run (a stand-in builder after a failed one), by a
+    holder named in I(gone), or (with I(local_pids)) by a run of this machine
+    whose ansible-playbook process is gone, is taken over. Any other holder is
+    waited for, up to I(wait) seconds; then the module fails naming it, or with
+    I(on_held=report) returns C(taken=false) and the holder.
+  - The controller's artifact cache locks one fingerprint with it; each node's
+    run lock (one xpulab run at a time per node) is taken and released with it
+    in one call each, the liveness of a holder being checked on the controller.
 options:
   path:
     description: The lock directory.
@@ -36,6 +40,27 @@ options:
     description: Seconds between two looks at the lock while waiting.
     type: int
     default: 5
+  local_pids:
+    description:
+      - Whether holders' pids are processes of the machine the module runs on
+        (the controller's cache). A node's lock holds controller pids, so a
+        node's lock sets it false and names gone holders in I(gone).
+    type: bool
+    default: true
+  gone:
+    description: Ids of holders known to be gone (checked by the caller), whose lock is taken over; an empty id stands for a holder that left no record.
+    type: list
+    elements: str
+    default: []
+  on_held:
+    description: What to do when another run holds the lock after I(wait) seconds.
+    type: str
+    choices: [fail, report]
+    default: fail
+  parents:
+    description: Create the lock's parent directory (mode 0755) when it is missing.
+    type: bool
+    default: false
 notes:
   - Supports check mode (reports, takes nothing).
 author:
@@ -52,6 +77,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+taken:
+  description: Whether this run holds the lock now.
+  returned: state=present
+  type: bool
+holder:
+  description: The run that holds the lock, when it is not this one (on_held=report).
+  returned: state=present and not taken
+  type: dict
 taken_over:
   description: The holder whose lock was taken over, or null.
   returned: state=present
@@ -96,14 +129,16 @@ def describe(holder: dict[str, Any]) -> str:
             f"user {holder.get('user')}), started {holder.get('started')}")
 
 
-def stale(holder: dict[str, Any], me: dict[str, Any]) -> bool:
-    """A lock this run may take over: its own, or a gone run's of this controller."""
-    if holder.get("id") == me.get("id"):
+def stale(holder: dict[str, Any], me: dict[str, Any], gone: list[str], local_pids: bool) -> bool:
+    """A lock this run may take over: its own, a holder named gone, or (local pids) a gone run's of this machine."""
+    if holder.get("id") == me.get("id") or str(holder.get("id") or "") in gone:
         return True
-    return bool(holder) and holder.get("controller") == me.get("controller") and not runs(holder.get("pid"))
+    return (local_pids and bool(holder) and holder.get("controller") == me.get("controller")
+            and not runs(holder.get("pid")))
 
 
-def take(path: str, me: dict[str, Any], wait: int, delay: int) -> dict[str, Any]:
+def take(path: str, me: dict[str, Any], wait: int, delay: int, gone: list[str] | None = None,
+         local_pids: bool = True) -> dict[str, Any]:
     """Take the lock; raise TimeoutError naming the holder after `wait` seconds."""
     start = time.monotonic()
     taken_over: dict[str, Any] | None = None
@@ -112,7 +147,7 @@ def take(path: str, me: dict[str, Any], wait: int, delay: int) -> dict[str, Any]
             os.mkdir(path, 0o700)
         except FileExistsError:
             holder = read_holder(path)
-            if stale(holder, me):
+            if stale(holder, me, gone or [], local_pids):
                 # Rename first: of two runs taking over, only one wins the rename.
                 aside = f"{path}.stale-{me.get('id')}-{os.getpid()}"
                 try:
@@ -131,7 +166,7 @@ def take(path: str, me: dict[str, Any], wait: int, delay: int) -> dict[str, Any]
         with open(tmp, "w", encoding="utf-8") as out:
             out.write(json.dumps(me, sort_keys=True) + "\n")
         os.replace(tmp, os.path.join(path, "holder.json"))
-        return {"taken_over": taken_over, "waited": int(time.monotonic() - start)}
+        return {"taken": True, "taken_over": taken_over, "waited": int(time.monotonic() - start)}
 
 
 def main() -> None:
@@ -142,6 +177,10 @@ def main() -> None:
             "holder": {"type": "dict", "required": True},
             "wait": {"type": "int", "default": 0},
             "delay": {"type": "int", "default": 5},
+            "local_pids": {"type": "bool", "default": True},
+            "gone": {"type": "list", "elements": "str", "default": []},
+            "on_held": {"type": "str", "choices": ["fail", "report"], "default": "fail"},
+            "parents": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -153,10 +192,16 @@ def main() -> None:
             shutil.rmtree(path, ignore_errors=True)
         module.exit_json(changed=False)
     if module.check_mode:
-        module.exit_json(changed=False, taken_over=None, waited=0)
+        module.exit_json(changed=False, taken=False, taken_over=None, waited=0)
+    if params["parents"]:
+        os.makedirs(os.path.dirname(path.rstrip("/")), mode=0o755, exist_ok=True)
     try:
-        module.exit_json(changed=False, **take(path, me, params["wait"], params["delay"]))
+        module.exit_json(changed=False, **take(path, me, params["wait"], params["delay"], params["gone"],
+                                               params["local_pids"]))
     except TimeoutError as held:
+        if params["on_held"] == "report":
+            module.exit_json(changed=False, taken=False, holder=read_holder(path), taken_over=None,
+                             waited=params["wait"])
         module.fail_json(msg=(
             f"The controller's artifact cache entry {os.path.basename(path)} is being filled by another xpulab run: "
             f"{held}. Waited {params['wait']} s. Run again when it has finished (it fills the cache for this run "

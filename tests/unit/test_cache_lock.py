@@ -170,3 +170,30 @@ def test_a_role_played_alone_names_its_run_and_releases_the_lock(tmp_path: Path)
     assert named["controller"] == HOSTNAME and named["id"] and named["user"]
     assert isinstance(named["pid"], int) and named["pid"] not in (0, 1, os.getpid())  # the run's ansible-playbook
     assert not lock.exists()
+
+
+def test_node_lock_reports_a_holder_whose_pid_is_not_this_machines(tmp_path: Path) -> None:
+    """A node's lock (local_pids false): a holder of this controller whose pid is gone here is still
+    reported, not taken over (the pid is the controller's, checked there); on_held=report does not fail."""
+    lock = tmp_path / "var" / "run.lock"
+    hold(lock, controller=HOSTNAME, pid=2 ** 22 + 1)
+    rc, result = lock_module(tmp_path, lock, local_pids=False, on_held="report")
+    assert rc == 0 and result["taken"] is False and result["holder"]["id"] == "other-run", result
+    assert json.loads((lock / "holder.json").read_text())["id"] == "other-run"
+    # Named gone by the caller: taken over.
+    rc, result = lock_module(tmp_path, lock, local_pids=False, on_held="report", gone=["other-run"])
+    assert rc == 0 and result["taken"] is True and result["taken_over"]["id"] == "other-run", result
+    assert json.loads((lock / "holder.json").read_text())["id"] == ME["id"]
+
+
+def test_node_lock_makes_its_parent_and_gone_empty_id_is_a_recordless_holder(tmp_path: Path) -> None:
+    lock = tmp_path / "var" / "lib" / "run.lock"
+    rc, result = lock_module(tmp_path, lock, parents=True, local_pids=False)
+    assert rc == 0 and result["taken"] is True, result
+    rc, _ = lock_module(tmp_path, lock, state="absent")
+    assert rc == 0 and not lock.exists()
+    lock.mkdir()  # killed between mkdir and holder.json
+    rc, result = lock_module(tmp_path, lock, local_pids=False, on_held="report")
+    assert rc == 0 and result["taken"] is False and result["holder"] == {}, result
+    rc, result = lock_module(tmp_path, lock, local_pids=False, on_held="report", gone=[""])
+    assert rc == 0 and result["taken"] is True, result

@@ -16,11 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 HOSTNAME = socket.gethostname()
 
 
-def run(tmp_path: Path, lock: Path, extra: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
-    """A run: name it as preflight.yml does, lock node n1, touch a marker (a change), unlock."""
+def run(tmp_path: Path, lock: Path, extra: dict[str, Any] | None = None, named: bool = True
+        ) -> subprocess.CompletedProcess[str]:
+    """A run: name it as preflight.yml does (unless not named: --limit leaves that play out), lock
+    node n1, touch a marker (a change), unlock."""
     marker = tmp_path / "changed"
     play = [
-        {"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"hosts": "localhost" if named else "none", "gather_facts": False, "tasks": [
             {"ansible.builtin.set_fact": {"xpulab_state_run": {
                 "id": "run-under-test", "controller": HOSTNAME, "pid": os.getpid(), "user": "tester",
                 "started": "2026-11-30T12:00:00Z"}}}]},
@@ -93,3 +95,12 @@ def test_lock_of_a_run_that_is_gone_is_taken_over(tmp_path: Path) -> None:
     assert "taking over the run lock of run other-run" in flat(proc)
     assert "which no longer runs" in flat(proc)
     assert (tmp_path / "changed").exists() and not lock.exists()
+
+
+def test_run_without_the_naming_play_names_itself(tmp_path: Path) -> None:
+    """ansible-playbook site.yml --limit <node> leaves preflight.yml's localhost play out: the lock names the run."""
+    lock = tmp_path / "state" / "run.lock"
+    proc = run(tmp_path, lock, named=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "changed").exists()
+    assert not lock.exists()
