@@ -620,6 +620,34 @@ def test_missing_torch_is_not_a_pass(
     assert run(["--clip", str(clip_file), "--output", str(tmp_path / "r.json")]) == 1
 
 
+def test_json_stdout_prints_the_report_as_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clip_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json-stdout (what the decode_smoke role passes): one JSON line on stdout equal to the
+    report file, the summary on stderr."""
+    use_backend(monkeypatch, xpus=1)
+    out = tmp_path / "r.json"
+    assert run(["--clip", str(clip_file), "--output", str(out), "--json-stdout"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1 and json.loads(captured.out) == strict_json(out)
+    assert "decode smoke test: PASSED" in captured.err and f"report: {out}" in captured.err
+
+
+def test_json_stdout_without_torch_prints_a_failed_report(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clip_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No torch: no report file, and stdout still says failed (never an earlier run's report)."""
+    def no_torch() -> None:
+        raise ModuleNotFoundError("No module named 'torch'")
+
+    monkeypatch.setattr(smoke, "load_backend", no_torch)
+    out = tmp_path / "r.json"
+    assert run(["--clip", str(clip_file), "--output", str(out), "--json-stdout"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "failed" and not out.exists()
+    assert "No module named 'torch'" in captured.err
+
+
 def test_module_imports_without_torch() -> None:
     assert "torch" not in sys.modules and "torchcodec" not in sys.modules
 

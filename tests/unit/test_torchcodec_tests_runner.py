@@ -445,3 +445,14 @@ def test_real_timeout_keeps_the_finished_results(tmp_path: Path, tiny: Path) -> 
     assert report["counts"]["passed"] == 1 and report["new_failures"] == ["test/test_bad.py::test_failing"]
     assert report["counts"]["total"] == 3  # the interrupted test has no result
     assert "test_zz_slow.py:4: KeyboardInterrupt" in done.stdout  # the output tail names it
+
+
+def test_json_stdout_prints_the_report_as_written_and_the_summary_on_stderr(
+        tmp_path: Path, checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--json-stdout (what the torchcodec role passes): the report comes back on stdout, one JSON
+    line equal to the file, so the role needs no second call to read the file."""
+    code, report = cli(tmp_path, checkout, FakeRunner(JUNIT), [known("test/test_a.py::test_fail")], "--json-stdout")
+    captured = capsys.readouterr()
+    assert code == 1 and json.loads(captured.out) == report
+    assert len(captured.out.splitlines()) == 1
+    assert "NEW   test/test_broken.py" in captured.err

@@ -570,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
         report.add_argument(flag, type=float, default=default, metavar="DB", help=f"least PSNR of {what}")
     report.add_argument("--bench-frames", type=int, default=0, metavar="N", help="fps frames (0: all)")
     report.add_argument("--output", "-o", required=True, metavar="FILE", help="JSON report to write")
+    report.add_argument("--json-stdout", action="store_true",
+                        help="also print the report as one line of JSON on stdout (the summary goes to stderr)")
     return parser
 
 
@@ -627,6 +629,9 @@ def run_report(args: argparse.Namespace) -> int:
     required = {d for item in args.require_device for d in parse_devices(item)}
     backend = _load_backend_or_report()
     if backend is None:
+        if args.json_stdout:  # no report file is written; the caller still gets a failed report
+            print(json.dumps({"schema_version": SCHEMA_VERSION, "tool": "xpulab_decode_smoke", "status": "failed",
+                              "error": "cannot load torch/torchcodec (see stderr)", "devices": [], "clips": []}))
         return 1
     if devices is None:
         devices = list_devices(backend.torch)
@@ -640,8 +645,11 @@ def run_report(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
     except OSError as exc:  # a bad --output path is a usage error
         raise UsageError(f"cannot write report {args.output}: {exc}") from exc
-    print(summarize(report))
-    print(f"report: {args.output}")
+    human = sys.stderr if args.json_stdout else sys.stdout
+    print(summarize(report), file=human)
+    print(f"report: {args.output}", file=human)
+    if args.json_stdout:
+        print(json.dumps(report, allow_nan=False))
     return 0 if report["status"] == "passed" else 1
 
 

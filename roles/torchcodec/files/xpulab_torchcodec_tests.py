@@ -365,6 +365,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--family", action="append", required=True,
                         help="this node's GPU families, comma-separated (cpu for a node without GPUs)")
     parser.add_argument("--output", type=Path, required=True, help="JSON report to write")
+    parser.add_argument("--json-stdout", action="store_true",
+                        help="also print the report as one line of JSON on stdout (the summary goes to stderr)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds before pytest is stopped (default {DEFAULT_TIMEOUT_S:.0f})")
     parser.add_argument("--python", default=sys.executable, help="Python with pytest and TorchCodec")
@@ -405,7 +407,9 @@ def main(argv: Sequence[str] | None = None, runner: Runner = run_process) -> int
     data = report_json(report, tests_dir=tests_dir, python=args.python, families=families, run=run,
                        command=command)
     write_json(args.output, data)
-    print(summary(data))
+    print(summary(data), file=sys.stderr if args.json_stdout else sys.stdout)
+    if args.json_stdout:
+        print(json.dumps(data, sort_keys=True))
     return report.exit_code
 
 
