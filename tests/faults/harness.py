@@ -150,7 +150,7 @@ def inventory(work: Path, nodes: list[str], host_vars: dict[str, Any] | None = N
     inv.mkdir(parents=True, exist_ok=True)
     (inv / "group_vars").unlink(missing_ok=True)
     (inv / "group_vars").symlink_to(ROOT / "inventories" / "sandbox" / "group_vars")
-    hosts = {n: {"ansible_connection": "containers.podman.podman", "ansible_podman_executable": str(PODMAN),
+    hosts = {n: {"ansible_connection": "xpulab.gpu.podman_pipelined", "ansible_podman_executable": str(PODMAN),
                  "ansible_python_interpreter": "/usr/bin/python3", **(host_vars or {})} for n in nodes}
     (inv / "hosts.yml").write_text(json.dumps({"xpulab_nodes": {"hosts": hosts}}))
     return inv / "hosts.yml"

@@ -24,7 +24,7 @@ def read_fact(host: Any, name: str) -> dict[str, Any]:
     return json.loads(fact.content_string)
 
 
-PODMAN_CONNECTIONS = {"podman", "containers.podman.podman"}
+PODMAN_CONNECTIONS = {"podman", "containers.podman.podman", "xpulab.gpu.podman_pipelined"}
 
 
 @pytest.fixture(scope="module")
