@@ -15,18 +15,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import podman_node
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/xpulab-debian:12"
-NAME_PREFIX = os.environ.get("XPULAB_TEST_NAME_PREFIX", "xpulab-unit-")
 PODMAN = str(ROOT / "sandbox" / "bin" / "podman")
 DEV = "/srv/fake-dev"
 NODE = f"{DEV}/dri/renderD128"
@@ -35,24 +34,13 @@ ENV = {**os.environ, "CONTAINERS_CONF": str(ROOT / "sandbox" / "containers.conf"
        "ANSIBLE_PIPELINING": "true"}
 
 
-def _podman_ready() -> bool:
-    if shutil.which("podman") is None:
-        return False
-    return subprocess.run([PODMAN, "image", "exists", IMAGE], env=ENV, check=False, timeout=60).returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not _podman_ready(), reason=f"podman or the image {IMAGE} is not here")
+pytestmark = pytest.mark.skipif(not podman_node.ready(), reason=f"podman or the image {IMAGE} is not here")
 
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[str]:
-    name = f"{NAME_PREFIX}decode-user-{os.getpid()}"
-    subprocess.run([PODMAN, "run", "-d", "--rm", "--name", name, "--network", "host", IMAGE, "sleep", "infinity"],
-                   env=ENV, check=True, capture_output=True, timeout=120)
-    try:
+    with podman_node.container("decode-user") as name:
         yield name
-    finally:
-        subprocess.run([PODMAN, "rm", "-f", "-t", "0", name], env=ENV, check=False, capture_output=True, timeout=120)
 
 
 def sh(node: str, command: str) -> str:
@@ -142,12 +130,20 @@ def test_an_existing_account_keeps_its_home(node: str, tmp_path: Path) -> None:
 
 # The smoke test itself, end to end through the role: a stand-in for the venv's
 # python (decode_smoke_python, which the wrapper runs with the CLI and its
-# arguments) writes the report the way the CLI does, naming who ran it.
+# arguments) writes the report the way the CLI does, naming who ran it, and
+# with --json-stdout (which the role passes) prints it on stdout too.
 FAKE_PYTHON = r"""#!/bin/sh
-while [ $# -gt 0 ]; do [ "$1" = --output ] && out=$2; shift; done
-printf '{"status": "passed", "user": {"name": "%s", "groups": ["%s"]}, "devices": [], "clips": []}\n' \
-  "$(id -un)" "$(id -Gn | sed 's/ /", "/g')" > "$out"
-echo "decode smoke test: PASSED (as $(id -un))"
+json=0
+while [ $# -gt 0 ]; do case "$1" in --output) out=$2 ;; --json-stdout) json=1 ;; esac; shift; done
+report=$(printf '{"status": "passed", "user": {"name": "%s", "groups": ["%s"]}, "devices": [], "clips": []}' \
+  "$(id -un)" "$(id -Gn | sed 's/ /", "/g')")
+printf '%s\n' "$report" > "$out"
+if [ "$json" = 1 ]; then
+  echo "decode smoke test: PASSED (as $(id -un))" >&2
+  printf '%s\n' "$report"
+else
+  echo "decode smoke test: PASSED (as $(id -un))"
+fi
 """
 CLIP = b"not really a clip\n"
 REPORT = "/var/lib/xpulab/reports/decode-smoke.json"

@@ -9,21 +9,17 @@ a fetch and a failing command, through ansible-playbook.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import podman_node
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "localhost/xpulab-debian:12"
-NAME_PREFIX = os.environ.get("XPULAB_TEST_NAME_PREFIX", "xpulab-unit-")
-PODMAN = str(ROOT / "sandbox" / "bin" / "podman")
-ENV = {**os.environ, "CONTAINERS_CONF": str(ROOT / "sandbox" / "containers.conf"), "ANSIBLE_NOCOLOR": "1",
-       "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "XPULAB_HISTORY": "0"}
+PODMAN = podman_node.PODMAN
+ENV = {**podman_node.ENV, "XPULAB_HISTORY": "0"}
 CONNECTION = "xpulab.gpu.podman_pipelined"
 
 
@@ -85,23 +81,12 @@ def test_file_copy_mounts_once_and_writes_under_the_mount(tmp_path: Path) -> Non
     assert result.returncode != 0
 
 
-def _podman_ready() -> bool:
-    if shutil.which("podman") is None:
-        return False
-    return subprocess.run([PODMAN, "image", "exists", IMAGE], env=ENV, check=False, timeout=60).returncode == 0
-
-
 @pytest.fixture(scope="module")
 def node() -> Iterator[str]:
-    if not _podman_ready():
-        pytest.skip(f"podman or the image {IMAGE} is not here")
-    name = f"{NAME_PREFIX}pipelined-{os.getpid()}"
-    subprocess.run([PODMAN, "run", "-d", "--rm", "--name", name, "--network", "host", IMAGE, "sleep", "infinity"],
-                   env=ENV, check=True, capture_output=True, timeout=120)
-    try:
+    if not podman_node.ready():
+        pytest.skip(f"podman or the image {podman_node.IMAGE} is not here")
+    with podman_node.container("pipelined") as name:
         yield name
-    finally:
-        subprocess.run([PODMAN, "rm", "-f", "-t", "0", name], env=ENV, check=False, capture_output=True, timeout=120)
 
 
 def test_real_container_modules_copy_fetch_and_failure(node: str, tmp_path: Path) -> None:
