@@ -94,9 +94,12 @@ collection: venv
 
 # ansible-test sanity on what ships: the built artifact, unpacked into
 # <tmp>/ansible_collections/xpulab/gpu (outside any git checkout, since
-# ansible-test lists a checkout's files with git). Ignores: tests/sanity/.
+# ansible-test lists a checkout's files with git), beside the containers.podman
+# it depends on (galaxy.yml; the venv's copy) for the import test. Ignores:
+# tests/sanity/.
 sanity: $(SANITY_PIP)
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && dest=$$dir/ansible_collections/xpulab/gpu && mkdir -p $$dest && \
+	mkdir -p $$dir/ansible_collections/containers && ln -s "$$($(VENV)/bin/python -c 'import ansible_collections.containers.podman as m; print(list(m.__path__)[0])')" $$dir/ansible_collections/containers/podman && \
 	ansible-galaxy collection build --output-path $$dir . >/dev/null && tar -xzf $$dir/xpulab-gpu-*.tar.gz -C $$dest && \
 	cd $$dest && $(STAGE) sanity ansible-test sanity --color no --local --python $(SANITY_PYTHON) $(addprefix --exclude ,$(SANITY_EXCLUDE))
 

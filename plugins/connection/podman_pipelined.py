@@ -1,5 +1,3 @@
-# Copyright: xpulab contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Podman connection with pipelining: one ``podman exec -i`` per module call."""
 from __future__ import annotations
 
@@ -17,7 +15,8 @@ description:
     (C(copy), C(template), C(fetch)), not for every task.
   - Used by the xpulab sandbox (C(inventories/sandbox)), whose nodes are podman
     containers; a real lab uses SSH.
-author: xpulab contributors
+author:
+  - xpulab (@xpulab)
 extends_documentation_fragment: []
 options:
   remote_addr:
