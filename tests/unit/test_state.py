@@ -51,6 +51,8 @@ def test_new_fingerprint_is_not_settled_and_keeps_the_record(tmp_path: Path, own
     rc, result = run(tmp_path, fingerprint="bbb", files=[str(owned)])
     assert rc == 0 and result["settled"] is False and result["changed"] is False
     assert result["drift"] == ["fingerprint aaa is now bbb"]
+    # The probe returns the fingerprint it was given: check.yml records it from there.
+    assert (result["fingerprint"], result["recorded"]) == ("bbb", "aaa")
     assert json.loads((tmp_path / "facts" / "xpulab_state_demo.fact").read_text())["fingerprint"] == "aaa"
 
 
