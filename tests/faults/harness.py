@@ -27,6 +27,8 @@ ENV = {
     # Fault runs stay out of the run history (plugins/callback/xpulab_history.py).
     "XPULAB_HISTORY": "0",
 }
+# xpulab_state's decision task (roles/xpulab_state/tasks/check.yml), named after the role it decides for.
+DECIDE = "Decide whether the role runs its tasks, for "
 # Read-only look at what a run could have changed on a node (snapshot before and after).
 SNAPSHOT = ("dpkg-query -W -f '${Package} ${Version} ${db:Status-Status}\\n' | sort; "
             "find /opt /etc/ansible /etc/apt /etc/ld.so.conf.d /etc/profile.d /var/lib/xpulab /var/cache/xpulab "
@@ -117,9 +119,10 @@ class Job:
         for e in self.host_events(host):
             data = e["event_data"]
             task = str(data.get("task", ""))
-            if e["event"] == "runner_on_ok" and task.startswith("Say why the role runs or skips its tasks, for "):
-                msg = str((data.get("res") or {}).get("msg", ""))
-                out[task.rsplit(" ", 1)[1]] = "running its tasks" in msg
+            if e["event"] == "runner_on_ok" and task.startswith(DECIDE):
+                role = task.rsplit(" ", 1)[1]
+                settled = ((data.get("res") or {}).get("ansible_facts") or {}).get("xpulab_state_settled") or {}
+                out[role] = not settled[role]
         return out
 
     def changed_roles(self, host: str) -> dict[str, list[str]]:
@@ -128,7 +131,7 @@ class Job:
         for e in self.host_events(host):
             data = e["event_data"]
             task = str(data.get("task", ""))
-            if task.startswith("Say why the role runs or skips its tasks, for "):
+            if task.startswith(DECIDE):
                 play_role.setdefault(str(data.get("play")), task.rsplit(" ", 1)[1])
         out: dict[str, list[str]] = {}
         for e in self.host_events(host):

@@ -68,6 +68,8 @@ FILES = {
     "/etc/ansible/facts.d/xpulab_gpu_containers.fact": "gpu_containers",
     "/etc/ansible/facts.d/xpulab_ffmpeg.fact": "ffmpeg",
     "/etc/ld.so.conf.d/xpulab-ffmpeg.conf": "ffmpeg",
+    # The release's manifest (its directory is named after the version and fingerprint).
+    "/opt/ffmpeg/.releases/*/xpulab-manifest.json": "ffmpeg",
     "/etc/profile.d/xpulab-ffmpeg.sh": "ffmpeg",
     "/etc/ansible/facts.d/xpulab_pytorch.fact": "pytorch",
     f"{VENV}/xpulab-source.json": "pytorch",
@@ -84,6 +86,11 @@ FILES = {
     "/opt/xpulab/locks/torchcodec-tests-*.txt": "torchcodec_tests",
     "/opt/xpulab/test-venv/lib/python3*/site-packages/xpulab-production.pth": "torchcodec_tests",
     "/var/lib/xpulab/torchcodec-tests/src/.git/HEAD": "torchcodec_tests",
+    # The node health check: its script, systemd units and local fact.
+    "/etc/ansible/facts.d/xpulab_node_health.fact": "node_health",
+    "/etc/systemd/system/xpulab-node-health.service": "node_health",
+    "/etc/systemd/system/xpulab-node-health.timer": "node_health",
+    "/opt/xpulab/lib/xpulab_node_health.py": "node_health",
     # The decode smoke test's script, command, clip list and media.
     "/etc/xpulab/decode-smoke-clips.json": "decode_smoke",
     "/opt/xpulab/lib/xpulab_decode_smoke.py": "decode_smoke",
