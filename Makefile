@@ -125,11 +125,18 @@ mirror: images
 
 # The fault suite (tests/faults, README's table): every case; faults-ci
 # leaves out the cases marked slow (minutes each: builds, converged nodes).
+# Each prints its summary table (case, outcome, seconds; tests/faults/summary.py)
+# from the JUnit report it writes to reports/faults/.
+FAULTS_REPORTS := $(CURDIR)/reports/faults
 faults: mirror
-	cd tests/faults && $(PYTHON) -m pytest -q -ra
+	@mkdir -p $(FAULTS_REPORTS)
+	cd tests/faults && { $(PYTHON) -m pytest -q -ra --junitxml=$(FAULTS_REPORTS)/faults.xml; rc=$$?; \
+	  $(PYTHON) summary.py $(FAULTS_REPORTS)/faults.xml; exit $$rc; }
 
 faults-ci: mirror
-	cd tests/faults && $(STAGE) faults-ci $(PYTHON) -m pytest -q -ra -m "not slow"
+	@mkdir -p $(FAULTS_REPORTS)
+	cd tests/faults && { $(STAGE) faults-ci $(PYTHON) -m pytest -q -ra -m "not slow" --junitxml=$(FAULTS_REPORTS)/faults-ci.xml; \
+	  rc=$$?; $(PYTHON) summary.py $(FAULTS_REPORTS)/faults-ci.xml; exit $$rc; }
 
 test: lint unit sanity molecule faults-ci
 
