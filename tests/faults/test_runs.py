@@ -16,6 +16,7 @@ from typing import Any
 
 import ansible_runner
 import pytest
+import yaml  # type: ignore[import-untyped]
 from harness import ENV, ROOT, Node, inventory, run
 
 
@@ -93,7 +94,8 @@ def kill_builder_mid_build(tmp_path: Path, builder: Node, hosts: Path, kind: str
         for _ in range(wait):
             if builder.sh(f"ls /var/lib/xpulab/build/{kind}/*/build.log", check=False).returncode == 0:
                 break
-            assert thread.is_alive(), f"the run ended before the {kind} build started"
+            assert thread.is_alive(), (f"the run ended before the {kind} build started:\n"
+                                       + (job.stdout.read()[-4000:] if job.stdout else ""))
             time.sleep(1)
         else:
             pytest.fail(f"the builder never started building {kind}")
@@ -136,8 +138,15 @@ def test_torchcodec_builder_killed_after_it_was_picked(tmp_path: Path, make_node
     """Two nodes of one TorchCodec fingerprint, no wheel: the builder dies mid-build, the other node builds."""
     builder, other = make_node("a"), make_node("b")
     hosts = inventory(tmp_path, [builder.name, other.name])
-    # The source method, with a build setting of this case's own: a fingerprint no cache holds.
+    # The source method, with a build setting of this case's own: a fingerprint no cache holds. The
+    # sandbox's fixture commit of refs/pull/558/head is a tested combination here (as in molecule's
+    # torchcodec scenario): the compatibility check passes and the build starts.
+    fixture = yaml.safe_load((ROOT / "inventories" / "sandbox" / "group_vars" / "all" / "torchcodec_fixture.yml")
+                             .read_text())["xpulab_torchcodec_fixture_commits"]["pull_558"]
     source = {"torchcodec_method": "source",
+              "torchcodec_compat_extra": [{"method": "source", "torchcodec": fixture, "ref": "refs/pull/558/head",
+                                           "torch": ["2.14"], "ffmpeg": ["7.1.5"],
+                                           "source": "xpulab fixture (tests/fixtures/torchcodec), tests only"}],
               "torchcodec_build_env": {"I_CONFIRM_THIS_IS_NOT_A_LICENSE_VIOLATION": "1",
                                        "TORCHCODEC_DISABLE_COMPILE_WARNING_AS_ERROR": "ON",
                                        "XPULAB_FAULT_CASE": "torchcodec-builder-killed"}}
