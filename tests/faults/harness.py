@@ -126,20 +126,24 @@ class Job:
         return out
 
     def changed_roles(self, host: str) -> dict[str, list[str]]:
-        """Tasks that changed host, by the role whose play ran them (a play's role: the one it decided about)."""
-        play_role: dict[str, str] = {}
+        """Tasks that changed host, by role: the role whose decision came last before the task in its
+        play (the torchcodec play decides for torchcodec, decode_smoke, then torchcodec_tests), or
+        for a task before any decision, the play's first decision; a play without one names itself."""
+        first: dict[str, str] = {}
         for e in self.host_events(host):
-            data = e["event_data"]
-            task = str(data.get("task", ""))
+            task = str(e["event_data"].get("task", ""))
             if task.startswith(DECIDE):
-                play_role.setdefault(str(data.get("play")), task.rsplit(" ", 1)[1])
+                first.setdefault(str(e["event_data"].get("play")), task.rsplit(" ", 1)[1])
+        current: dict[str, str] = {}
         out: dict[str, list[str]] = {}
         for e in self.host_events(host):
             data = e["event_data"]
-            res = data.get("res") or {}
+            play, task, res = str(data.get("play")), str(data.get("task", "")), data.get("res") or {}
+            if task.startswith(DECIDE):
+                current[play] = task.rsplit(" ", 1)[1]
             if e["event"] == "runner_on_ok" and res.get("changed") and not res.get("_ansible_delegated_vars"):
-                role = play_role.get(str(data.get("play")), str(data.get("play")))
-                out.setdefault(role, []).append(str(data.get("task")))
+                role = current.get(play) or first.get(play, play)
+                out.setdefault(role, []).append(task)
         return out
 
     def ran(self, host: str, task: str) -> bool:
