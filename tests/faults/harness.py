@@ -29,6 +29,8 @@ ENV = {
 }
 # xpulab_state's decision task (roles/xpulab_state/tasks/check.yml), named after the role it decides for.
 DECIDE = "Decide whether the role runs its tasks, for "
+# Its probe, just before it: the probe's own change (a record cleared on drift) is the role's.
+PROBE = "Ask the node whether the last complete run still holds for "
 # Read-only look at what a run could have changed on a node (snapshot before and after).
 SNAPSHOT = ("dpkg-query -W -f '${Package} ${Version} ${db:Status-Status}\\n' | sort; "
             "find /opt /etc/ansible /etc/apt /etc/ld.so.conf.d /etc/profile.d /var/lib/xpulab /var/cache/xpulab "
@@ -126,9 +128,9 @@ class Job:
         return out
 
     def changed_roles(self, host: str) -> dict[str, list[str]]:
-        """Tasks that changed host, by role: the role whose decision came last before the task in its
-        play (the torchcodec play decides for torchcodec, decode_smoke, then torchcodec_tests), or
-        for a task before any decision, the play's first decision; a play without one names itself."""
+        """Tasks that changed host, by role: the role whose probe or decision came last before the task
+        in its play (the torchcodec play decides for torchcodec, decode_smoke, then torchcodec_tests),
+        or for a task before any, the play's first decision; a play without one names itself."""
         first: dict[str, str] = {}
         for e in self.host_events(host):
             task = str(e["event_data"].get("task", ""))
@@ -139,7 +141,7 @@ class Job:
         for e in self.host_events(host):
             data = e["event_data"]
             play, task, res = str(data.get("play")), str(data.get("task", "")), data.get("res") or {}
-            if task.startswith(DECIDE):
+            if task.startswith((PROBE, DECIDE)):
                 current[play] = task.rsplit(" ", 1)[1]
             if e["event"] == "runner_on_ok" and res.get("changed") and not res.get("_ansible_delegated_vars"):
                 role = current.get(play) or first.get(play, play)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
-from harness import DECIDE, Job  # noqa: E402
+from harness import DECIDE, PROBE, Job  # noqa: E402
 
 
 def event(play: str, task: str, changed: bool = False, settled: dict[str, bool] | None = None,
@@ -25,6 +25,7 @@ EVENTS = [
     event("tc", DECIDE + "torchcodec", settled={"torchcodec": True}),
     event("tc", DECIDE + "decode_smoke", settled={"torchcodec": True, "decode_smoke": True}),
     event("tc", "Write the summary on the controller", changed=True, delegated=True),
+    event("tc", PROBE + "torchcodec_tests", changed=True),
     event("tc", DECIDE + "torchcodec_tests",
           settled={"torchcodec": True, "decode_smoke": True, "torchcodec_tests": False}),
     event("tc", "Install the runner", changed=True),
@@ -36,9 +37,16 @@ EVENTS = [
 def test_changes_go_to_the_role_decided_last_in_their_play() -> None:
     job = Job("successful", 0, EVENTS, "")
     assert job.changed_roles("n") == {"torchcodec": ["Create the decode user"],
-                                      "torchcodec_tests": ["Install the runner"], "health": ["Write the timer"]}
+                                      "torchcodec_tests": [PROBE + "torchcodec_tests", "Install the runner"],
+                                      "health": ["Write the timer"]}
 
 
 def test_decisions_come_from_the_settled_fact() -> None:
     job = Job("successful", 0, EVENTS, "")
     assert job.role_decisions("n") == {"torchcodec": False, "decode_smoke": False, "torchcodec_tests": True}
+
+
+def test_the_task_names_are_xpulab_states() -> None:
+    check = (Path(__file__).resolve().parents[2] / "roles" / "xpulab_state" / "tasks" / "check.yml").read_text()
+    assert f"- name: {PROBE}{{{{ xpulab_state_role }}}}" in check
+    assert f"- name: {DECIDE}{{{{ xpulab_state_role }}}}" in check
