@@ -139,14 +139,14 @@ def test_torchcodec_builder_killed_after_it_was_picked(tmp_path: Path, make_node
     builder, other = make_node("a"), make_node("b")
     hosts = inventory(tmp_path, [builder.name, other.name])
     # The source method, with a build setting of this case's own: a fingerprint no cache holds. The
-    # sandbox's fixture commit of refs/pull/558/head is a tested combination here (as in molecule's
-    # torchcodec scenario): the compatibility check passes and the build starts.
+    # sandbox's fixture commit of refs/pull/558/head is made a tested combination with molecule's
+    # torchcodec scenario's row for it: the compatibility check passes and the build starts.
     fixture = yaml.safe_load((ROOT / "inventories" / "sandbox" / "group_vars" / "all" / "torchcodec_fixture.yml")
                              .read_text())["xpulab_torchcodec_fixture_commits"]["pull_558"]
+    rows = yaml.safe_load((ROOT / "molecule" / "torchcodec" / "vars" / "main.yml")
+                          .read_text())["torchcodec_fixture_rows"]
     source = {"torchcodec_method": "source",
-              "torchcodec_compat_extra": [{"method": "source", "torchcodec": fixture, "ref": "refs/pull/558/head",
-                                           "torch": ["2.14"], "ffmpeg": ["7.1.5"],
-                                           "source": "xpulab fixture (tests/fixtures/torchcodec), tests only"}],
+              "torchcodec_compat_extra": [row for row in rows if row["torchcodec"] == fixture],
               "torchcodec_build_env": {"I_CONFIRM_THIS_IS_NOT_A_LICENSE_VIOLATION": "1",
                                        "TORCHCODEC_DISABLE_COMPILE_WARNING_AS_ERROR": "ON",
                                        "XPULAB_FAULT_CASE": "torchcodec-builder-killed"}}

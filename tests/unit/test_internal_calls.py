@@ -53,6 +53,11 @@ def role_calls() -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
+def call_args(task: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a task's import_role or include_role."""
+    return dict(task[next(a for a in ACTIONS if a in task)])
+
+
 def spec(role: str, entry: str) -> dict[str, Any] | None:
     specs = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
     return specs.get(entry)
@@ -64,8 +69,7 @@ def defaults(role: str) -> dict[str, Any]:
 
 
 CALLS = role_calls()
-UNCHECKED = [(f, t) for f, t in CALLS
-             if t[next(a for a in ACTIONS if a in t)].get("rolespec_validate") is False]
+UNCHECKED = [(f, t) for f, t in CALLS if call_args(t).get("rolespec_validate") is False]
 
 
 def test_there_are_calls_to_check() -> None:
@@ -75,7 +79,7 @@ def test_there_are_calls_to_check() -> None:
 
 @pytest.mark.parametrize(("path", "task"), UNCHECKED, ids=[f"{f}:{t['name']}" for f, t in UNCHECKED])
 def test_an_unchecked_call_is_internal_and_passes_declared_variables(path: str, task: dict[str, Any]) -> None:
-    args = task[next(a for a in ACTIONS if a in task)]
+    args = call_args(task)
     role = str(args["name"]).split(".")[-1]
     entry = str(args.get("tasks_from", "main")).removesuffix(".yml")
     assert role in INTERNAL, f"{path}: {role} is not a role of internal entry points; its input must be checked"
@@ -96,5 +100,5 @@ def test_an_unchecked_call_is_internal_and_passes_declared_variables(path: str, 
 def test_operator_entry_points_stay_checked() -> None:
     """Main entry points (and the other operator-facing ones) are never called unchecked."""
     for path, task in UNCHECKED:
-        args = task[next(a for a in ACTIONS if a in task)]
+        args = call_args(task)
         assert str(args.get("tasks_from", "main")) != "main", path
