@@ -16,9 +16,8 @@ description:
     nothing it checks has drifted.
 options:
   name:
-    description: Role name; names the fact file.
+    description: Role name; names the fact file (required but for C(manifest), C(node_probe) and C(node_record)).
     type: str
-    required: true
   state:
     description:
       - C(probe) reads and compares (changes nothing unless C(invalidate_on_drift)).
@@ -28,8 +27,20 @@ options:
       - C(manifest) writes I(manifest), the list of every entry of I(tree)
         (file sha256 and mode, link target, directory mode), at install time.
       - C(verify) only checks I(trees) (and the other checks), without a record.
+      - C(node_record) writes the node record C(xpulab_node.fact) after a run
+        in which every role's probe found it settled - the run's I(inputs), and
+        per role in I(roles) the checks its probe made and the sha256 of its
+        record, and the uid of each user in I(accounts). Bookkeeping, like the
+        run lock, never reported as a change.
+      - C(node_probe) answers for every role at once. The node is settled when
+        the node record's I(inputs) are the ones given, every role's record is
+        byte for byte the one the node record names, nothing its checks cover
+        has drifted, and every account has its recorded uid. With I(lock_path),
+        a settled node's run lock is taken in the same call (and given back
+        when the node turns out not settled); a lock held already means not
+        settled. Changes nothing else.
     type: str
-    choices: [probe, record, invalidate, manifest, verify]
+    choices: [probe, record, invalidate, manifest, verify, node_probe, node_record]
     default: probe
   fingerprint:
     description: The fingerprint of this run (required to probe and record).
@@ -85,6 +96,24 @@ options:
         complete one next time.
     type: bool
     default: true
+  inputs:
+    description: Digest of the run's inputs (C(node_probe), C(node_record)).
+    type: str
+  roles:
+    description: Role name -> the checks its probe made in this run (C(node_record)).
+    type: dict
+    default: {}
+  accounts:
+    description: User name -> uid (C(node_record)).
+    type: dict
+    default: {}
+  lock_path:
+    description: The node's run lock (a directory) to take when the node is settled (C(node_probe)).
+    type: path
+  holder:
+    description: This run, as the run lock records it (C(node_probe) with I(lock_path)).
+    type: dict
+    default: {}
   facts_dir:
     description: Directory of the local facts.
     type: path
@@ -108,8 +137,25 @@ EXAMPLES = r"""
 
 RETURN = r"""
 settled:
-  description: True when the fingerprint is the recorded one and nothing drifted.
+  description: True when the fingerprint is the recorded one and nothing drifted (C(node_probe) - for every role).
+  returned: state=probe or state=node_probe
+  type: bool
+checks:
+  description: The checks this probe made (I(files), I(paths), I(absent), I(links), I(packages), I(members), I(trees)).
   returned: state=probe
+  type: dict
+reasons:
+  description: Why the node is not settled, one sentence each.
+  returned: state=node_probe
+  type: list
+  elements: str
+roles:
+  description: Each role's recorded fingerprint.
+  returned: state=node_probe and settled
+  type: dict
+lock_taken:
+  description: Whether this call took the node's run lock.
+  returned: state=node_probe
   type: bool
 fingerprint:
   description: The fingerprint probed (the one given).
@@ -130,12 +176,18 @@ import glob
 import hashlib
 import json
 import os
+import pwd
+import shutil
 import stat
 import subprocess
 import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
+
+
+CHECKS = ("files", "paths", "absent", "links", "packages", "members", "trees")
+NODE_RECORD = "xpulab_node.fact"
 
 
 def fact_path(facts_dir: str, name: str) -> str:
@@ -288,8 +340,93 @@ def write_record(path: str, record: dict[str, Any]) -> None:
         raise
 
 
+def node_record(params: dict[str, Any]) -> dict[str, Any]:
+    """The node record: the inputs, each role's checks and record digest, the accounts' uids."""
+    roles: dict[str, Any] = {}
+    for role, checks in sorted(params["roles"].items()):
+        digest = sha256_of(fact_path(params["facts_dir"], role))
+        if digest is None:
+            raise ValueError(f"{role} has no record in {params['facts_dir']}")
+        roles[role] = {"record": digest, "checks": {k: (checks or {}).get(k, {} if k in ("links", "members", "trees")
+                                                                         else []) for k in CHECKS}}
+    return {"inputs": params["inputs"], "roles": roles,
+            "accounts": {user: int(uid) for user, uid in sorted(params["accounts"].items())}}
+
+
+def node_reasons(params: dict[str, Any], node: dict[str, Any], quick: bool) -> list[str]:
+    """Why the node record does not answer for every role (`quick`: only what needs no file digest)."""
+    if not node:
+        return ["no run in which every role was unchanged is recorded"]
+    if node.get("inputs") != params["inputs"]:
+        return ["the run's inputs (inventory, code, locks, facts, GPUs) differ from the recorded run's"]
+    if quick:
+        return []
+    reasons: list[str] = []
+    for role, entry in sorted((node.get("roles") or {}).items()):
+        path = fact_path(params["facts_dir"], role)
+        if sha256_of(path) != entry.get("record"):
+            reasons.append(f"{role}: its record changed since the recorded run")
+            continue
+        checks = {k: (entry.get("checks") or {}).get(k) or ({} if k in ("links", "members", "trees") else [])
+                  for k in CHECKS}
+        reasons.extend(f"{role}: {drift}" for drift in find_drift(checks, read_record(path)))
+    for user, uid in sorted((node.get("accounts") or {}).items()):
+        try:
+            actual = pwd.getpwnam(user).pw_uid
+        except KeyError:
+            reasons.append(f"user {user} is missing")
+            continue
+        if actual != uid:
+            reasons.append(f"user {user} has uid {actual}, not {uid}")
+    return reasons
+
+
+def node_probe(module: AnsibleModule) -> dict[str, Any]:
+    """Answer for every role at once; take the run lock of a settled node."""
+    params = module.params
+    node = read_record(os.path.join(params["facts_dir"], NODE_RECORD))
+    result: dict[str, Any] = {"changed": False, "lock_taken": False}
+    reasons = node_reasons(params, node, quick=True)
+    lock = params["lock_path"] if not module.check_mode else None
+    if not reasons and lock:
+        try:
+            os.mkdir(lock, 0o700)
+        except FileExistsError:
+            reasons = ["another run holds the node's run lock (or left it)"]
+        except OSError as error:
+            reasons = [f"the run lock {lock} cannot be taken here: {error.strerror}"]
+        else:
+            result["lock_taken"] = True
+            with open(os.path.join(lock, "holder.json"), "w", encoding="utf-8") as out:
+                out.write(json.dumps(params["holder"], sort_keys=True) + "\n")
+    if not reasons:
+        reasons = node_reasons(params, node, quick=False)
+    if reasons and result["lock_taken"]:
+        shutil.rmtree(lock, ignore_errors=True)
+        result["lock_taken"] = False
+    result["settled"] = not reasons
+    result["reasons"] = reasons
+    if not reasons:
+        result["roles"] = {role: read_record(fact_path(params["facts_dir"], role)).get("fingerprint")
+                           for role in sorted(node.get("roles") or {})}
+    return result
+
+
 def run(module: AnsibleModule) -> dict[str, Any]:
     params = module.params
+    if params["state"] == "node_probe":
+        return node_probe(module)
+    if params["state"] == "node_record":
+        try:
+            new = node_record(params)
+        except ValueError as error:
+            module.fail_json(msg=f"Cannot record the node: {error}")
+        path = os.path.join(params["facts_dir"], NODE_RECORD)
+        # Bookkeeping, like the run lock: a cache of the proof, never a change.
+        result = {"changed": False, "written": new != read_record(path), "path": path}
+        if result["written"] and not module.check_mode:
+            write_record(path, new)
+        return result
     path = fact_path(params["facts_dir"], params["name"])
     record = read_record(path)
     recorded = record.get("fingerprint")
@@ -341,14 +478,16 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     result["drift"] = drift
     result["settled"] = not drift
     result["fingerprint"] = params["fingerprint"]
+    result["checks"] = {k: params[k] for k in CHECKS}
     return result
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "name": {"type": "str", "required": True},
-            "state": {"type": "str", "choices": ["probe", "record", "invalidate", "manifest", "verify"],
+            "name": {"type": "str"},
+            "state": {"type": "str", "choices": ["probe", "record", "invalidate", "manifest", "verify",
+                                                 "node_probe", "node_record"],
                       "default": "probe"},
             "fingerprint": {"type": "str"},
             "files": {"type": "list", "elements": "path", "default": []},
@@ -361,10 +500,17 @@ def main() -> None:
             "tree": {"type": "path"},
             "manifest": {"type": "path"},
             "invalidate_on_drift": {"type": "bool", "default": True},
+            "inputs": {"type": "str"},
+            "roles": {"type": "dict", "default": {}},
+            "accounts": {"type": "dict", "default": {}},
+            "lock_path": {"type": "path"},
+            "holder": {"type": "dict", "default": {}},
             "facts_dir": {"type": "path", "default": "/etc/ansible/facts.d"},
         },
-        required_if=[("state", "probe", ["fingerprint"]), ("state", "record", ["fingerprint"]),
-                     ("state", "manifest", ["tree", "manifest"])],
+        required_if=[("state", "probe", ["name", "fingerprint"]), ("state", "record", ["name", "fingerprint"]),
+                     ("state", "invalidate", ["name"]), ("state", "verify", ["name"]),
+                     ("state", "manifest", ["tree", "manifest"]),
+                     ("state", "node_probe", ["inputs"]), ("state", "node_record", ["inputs"])],
         supports_check_mode=True,
     )
     module.exit_json(**run(module))
