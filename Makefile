@@ -26,7 +26,7 @@ SANITY_EXCLUDE ?=
 SANITY_PIP := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(shell sed -n "s/^ *pip='\([0-9.]*\)',$$/\1/p" \
   $(VENV)/lib/python*/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null)).py
 
-.PHONY: help deps venv images mirror sandbox sandbox-up sandbox-down lock lint unit sanity collection molecule faults faults-ci test bench bench-scale clean-cache real-torchcodec
+.PHONY: help deps venv images mirror sandbox sandbox-up sandbox-down lock lint unit sanity collection molecule faults faults-ci test bench bench-scale clean-cache real-torchcodec sanity-pip
 
 help:
 	@echo "make sandbox       bring up the sandbox lab and run site.yml on it"
@@ -97,7 +97,8 @@ collection: venv
 # ansible-test lists a checkout's files with git), beside the containers.podman
 # it depends on (galaxy.yml; the venv's copy) for the import test. Ignores:
 # tests/sanity/.
-sanity: $(SANITY_PIP)
+sanity: venv
+	@$(MAKE) --no-print-directory sanity-pip
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && dest=$$dir/ansible_collections/xpulab/gpu && mkdir -p $$dest && \
 	mkdir -p $$dir/ansible_collections/containers && ln -s "$$($(VENV)/bin/python -c 'import ansible_collections.containers.podman as m; print(list(m.__path__)[0])')" $$dir/ansible_collections/containers/podman && \
 	ansible-galaxy collection build --output-path $$dir . >/dev/null && tar -xzf $$dir/xpulab-gpu-*.tar.gz -C $$dest && \
@@ -106,8 +107,13 @@ sanity: $(SANITY_PIP)
 # ansible-test bootstraps pip in its per-test venvs (~/.ansible/test/venv,
 # reused between runs) with get-pip.py from ci-files.testing.ansible.com,
 # which CI cannot reach: this stand-in in its cache uses the standard
-# library's ensurepip, then pip installs from PyPI.
+# library's ensurepip, then pip installs from PyPI. Made by a second make
+# (sanity's recipe), so SANITY_PIP is read from the venv once it exists: on
+# a fresh clone the first make is parsed before the venv is made.
+sanity-pip: $(SANITY_PIP)
+
 $(SANITY_PIP): | venv
+	@case "$(@F)" in get_pip_.py) echo "cannot read the pip version ansible-test bootstraps from $(VENV)" >&2; exit 1;; esac
 	mkdir -p $(@D) && printf '%s\n' \
 	  '"""get-pip.py stand-in (xpulab Makefile): ensurepip, then pip install the arguments."""' \
 	  'import subprocess, sys' \

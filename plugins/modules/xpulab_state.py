@@ -340,6 +340,12 @@ def write_record(path: str, record: dict[str, Any]) -> None:
         raise
 
 
+def full_checks(checks: dict[str, Any] | None) -> dict[str, Any]:
+    """Every kind of check, empty where none was given."""
+    given = checks or {}
+    return {k: given.get(k) or ({} if k in ("links", "members", "trees") else []) for k in CHECKS}
+
+
 def node_record(params: dict[str, Any]) -> dict[str, Any]:
     """The node record: the inputs, each role's checks and record digest, the accounts' uids."""
     roles: dict[str, Any] = {}
@@ -347,8 +353,7 @@ def node_record(params: dict[str, Any]) -> dict[str, Any]:
         digest = sha256_of(fact_path(params["facts_dir"], role))
         if digest is None:
             raise ValueError(f"{role} has no record in {params['facts_dir']}")
-        roles[role] = {"record": digest, "checks": {k: (checks or {}).get(k, {} if k in ("links", "members", "trees")
-                                                                         else []) for k in CHECKS}}
+        roles[role] = {"record": digest, "checks": full_checks(checks)}
     return {"inputs": params["inputs"], "roles": roles,
             "accounts": {user: int(uid) for user, uid in sorted(params["accounts"].items())}}
 
@@ -367,9 +372,7 @@ def node_reasons(params: dict[str, Any], node: dict[str, Any], quick: bool) -> l
         if sha256_of(path) != entry.get("record"):
             reasons.append(f"{role}: its record changed since the recorded run")
             continue
-        checks = {k: (entry.get("checks") or {}).get(k) or ({} if k in ("links", "members", "trees") else [])
-                  for k in CHECKS}
-        reasons.extend(f"{role}: {drift}" for drift in find_drift(checks, read_record(path)))
+        reasons.extend(f"{role}: {drift}" for drift in find_drift(full_checks(entry.get("checks")), read_record(path)))
     for user, uid in sorted((node.get("accounts") or {}).items()):
         try:
             actual = pwd.getpwnam(user).pw_uid

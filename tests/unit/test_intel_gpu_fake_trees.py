@@ -14,6 +14,9 @@ import fake_sysfs
 import pytest
 import xpulab_gpu_inventory as inv  # type: ignore[import-not-found]
 
+# The "tar" extraction filter (Python 3.12, and 3.11.4 on): not in Debian 12's 3.11.2.
+TAR_FILTER: dict[str, str] = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
+
 KERNEL_6_8 = "6.8.0-45-generic"
 EXPECTED: dict[str, list[str]] = {
     "max-only": [
@@ -32,7 +35,7 @@ def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("nodes")
     for name in EXPECTED:
         with tarfile.open(out / f"{name}.tar.gz") as tar:
-            tar.extractall(dest, filter="tar")
+            tar.extractall(dest, **TAR_FILTER)
     return dest
 
 
