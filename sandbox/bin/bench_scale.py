@@ -5,9 +5,12 @@ For each fleet size N it times `ansible-playbook site.yml -i inventories/sandbox
   cold      only for N in BENCH_SCALE_COLD: empty bench artifact cache, fresh nodes
             (FFmpeg is compiled once);
   warm      fresh nodes (node containers removed, up.yml with N), artifact cached;
-  nochange  site.yml again on the same nodes, BENCH_SCALE_NOCHANGE_RUNS times; the
-            table keeps the fastest (min) and names the others.
-Cold runs go first (they fill the cache), then warm and nochange per N. It prints
+  first     site.yml once more on the same nodes: nothing to change, every role
+            probes itself (the warm run changed them) and the node record is written;
+  nochange  site.yml again, BENCH_SCALE_NOCHANGE_RUNS times: nothing to change, each
+            node answers for every role in one call; the table keeps the fastest
+            (min) and names the others.
+Cold runs go first (they fill the cache), then warm, first and nochange per N. It prints
 one Markdown table row per run kind and N, then the slopes per extra node and the
 ratios; writes them as JSON to <BENCH_SCALE_DIR>/bench-scale-<UTC>.json and each
 run's output to <BENCH_SCALE_DIR>/logs/<kind>-N<n>[-<i>].log (setup: .setup.log).
@@ -214,6 +217,8 @@ def bench(cfg: Config, runner: Runner, free_gib: Callable[[], float],
         run = site(kind, n, f"{kind}-N{n}")
         if kind == "warm" and (built := sorted(p.name for p in set(cfg.cache.glob("*.json")) - before)):
             run.note = "not warm: built " + ", ".join(built)
+        if kind == "warm" and run.rc == 0:
+            run = site("first", n, f"first-N{n}")
         for i in range(cfg.repeats if kind == "warm" else 0):
             if run.rc != 0:
                 break
@@ -262,8 +267,10 @@ def derive(runs: Sequence[Run]) -> dict[str, float | None]:
     per N with both (warm_over_cold_N<n>), and no-change at the largest N."""
     ok = {(r.kind, r.nodes): r for r in kept(runs) if r.rc == 0}
     nochange = sorted((n, r) for (k, n), r in ok.items() if k == "nochange")
+    first = sorted((n, r) for (k, n), r in ok.items() if k == "first")
     warm = {n: r for (k, n), r in ok.items() if k == "warm" and not r.note}
     out: dict[str, float | None] = {
+        "first_slope_s": slope([(float(n), r.wall_s) for n, r in first]),
         "nochange_slope_s": slope([(float(n), r.wall_s) for n, r in nochange]),
         "nochange_cpu_slope_s": slope([(float(n), r.cpu_s) for n, r in nochange]),
         "warm_slope_s": slope([(float(n), r.wall_s) for n, r in warm.items()]),
@@ -286,6 +293,7 @@ def render_derived(d: Mapping[str, float | None]) -> list[str]:
     largest = d["nochange_largest_nodes"]
     target = TARGET_NOCHANGE_N4_S if largest == 4 else None
     return [
+        f"- first no-change run (every role probes itself), seconds per extra node: {fig(d.get('first_slope_s'), ' s')}",
         f"- no-change, seconds per extra node: {fig(d['nochange_slope_s'], ' s', TARGET_SLOPE_S)}",
         f"- no-change, controller CPU seconds per extra node: {fig(d['nochange_cpu_slope_s'], ' s')}",
         f"- warm (fresh nodes, artifact cached), seconds per extra node: {fig(d['warm_slope_s'], ' s')}",
