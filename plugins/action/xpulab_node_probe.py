@@ -19,9 +19,9 @@ REASON = ("unchanged since its last complete run (fingerprint {fingerprint}), no
 
 
 def inputs_digest(code: str, variables: Mapping[str, Any], facts: Mapping[str, Any],
-                  controller: Mapping[str, Any], gpus: Mapping[str, Any]) -> str:
-    """One digest of everything a role's fingerprint or its checks may rest on."""
-    data = {"code": code, "vars": variables, "facts": facts, "controller": controller, "gpus": gpus}
+                  controller: Mapping[str, Any]) -> str:
+    """One digest of what a role's fingerprint may rest on on the controller (the node adds its GPUs)."""
+    data = {"code": code, "vars": variables, "facts": facts, "controller": controller}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -88,25 +88,22 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         values = {name: self._value(templar, variables[name]) for name in names}
         controller = {name: dir_digests(str(self._value(templar, variables.get(name, ""))))
                       for name in args.get("controller_dirs") or []}
-        inventory_args = {key: self._value(templar, variables[name])
-                          for key, name in (args.get("gpu_inventory") or {}).items() if name in variables}
-        gpus = self._execute_module(module_name="xpulab.gpu.xpulab_gpu_inventory", module_args=inventory_args,
-                                    task_vars=task_vars)
-        if gpus.get("failed"):
-            return {**result, **gpus}
-        gpus = {k: v for k, v in gpus.items() if k not in ("changed", "invocation") and not k.startswith("_")}
+        gpu_args = {key: self._value(templar, variables[name])
+                    for key, name in (args.get("gpu_inventory") or {}).items() if name in variables}
         digest = inputs_digest(tree_digest([os.path.join(ROOT, d) for d in CODE]), values,
                                picked_facts(task_vars.get("ansible_facts") or {}, args.get("facts") or []),
-                               controller, gpus)
+                               controller)
         probe = self._execute_module(
             module_name="xpulab.gpu.xpulab_state",
-            module_args={"state": "node_probe", "inputs": digest, "lock_path": args.get("lock_path"),
+            module_args={"state": "node_probe", "inputs": digest, "gpu_inventory": gpu_args,
+                         "lock_path": args.get("lock_path"),
                          "holder": args.get("holder") or {},
                          "facts_dir": args.get("facts_dir") or "/etc/ansible/facts.d"},
             task_vars=task_vars)
         if probe.get("failed"):
             return {**result, **probe}
-        facts: dict[str, Any] = {"xpulab_node_inputs": digest, "xpulab_node_settled": bool(probe["settled"]),
+        facts: dict[str, Any] = {"xpulab_node_inputs": digest, "xpulab_node_gpu_inventory": gpu_args,
+                                 "xpulab_node_settled": bool(probe["settled"]),
                                  "xpulab_node_reasons": probe["reasons"]}
         if probe["settled"]:
             fingerprints = probe["roles"]

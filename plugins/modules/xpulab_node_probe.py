@@ -11,11 +11,12 @@ description:
   - Runs on the controller. Works out one digest of the run's inputs for the
     node (the collection's code, the values of the host's variables that start
     with one of I(prefixes) as the roles see them with their defaults, the
-    I(facts) named, the files in the I(controller_dirs) and the node's GPU
-    inventory), then asks the node with the M(xpulab.gpu.xpulab_state) module
-    (C(state=node_probe)) whether its node record has those inputs and whether
-    every role's record and checks still hold.
-  - Sets C(xpulab_node_inputs), C(xpulab_node_settled) and
+    I(facts) named and the files in the I(controller_dirs)), then asks the node
+    with the M(xpulab.gpu.xpulab_state) module (C(state=node_probe)) whether its
+    node record has those inputs and the same GPU inventory, and whether every
+    role's record and checks still hold.
+  - Sets C(xpulab_node_inputs), C(xpulab_node_gpu_inventory) (the inventory's
+    options, for the node record), C(xpulab_node_settled) and
     C(xpulab_node_reasons); on a settled node also C(xpulab_state_settled),
     C(xpulab_state_fingerprints) and C(xpulab_state_reasons) for every role,
     as the roles' own probes would.
@@ -46,7 +47,7 @@ options:
     elements: str
     default: []
   gpu_inventory:
-    description: M(xpulab.gpu.xpulab_gpu_inventory) option -> the variable that gives its value.
+    description: GPU inventory option (C(sysfs_root), C(dev_root), C(kernel_release)) -> the variable that gives its value.
     type: dict
     default: {}
   lock_path:

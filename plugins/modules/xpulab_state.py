@@ -107,6 +107,13 @@ options:
     description: User name -> uid (C(node_record)).
     type: dict
     default: {}
+  gpu_inventory:
+    description:
+      - Options of the GPU inventory (C(sysfs_root), C(dev_root), C(kernel_release), as
+        M(xpulab.gpu.xpulab_gpu_inventory) takes them); C(node_record) records the
+        inventory, C(node_probe) reads it again and compares.
+    type: dict
+    default: {}
   lock_path:
     description: The node's run lock (a directory) to take when the node is settled (C(node_probe)).
     type: path
@@ -184,6 +191,7 @@ import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
+from ansible_collections.xpulab.gpu.plugins.module_utils.gpu_inventory import inventory  # type: ignore[import-not-found]
 
 
 CHECKS = ("files", "paths", "absent", "links", "packages", "members", "trees")
@@ -346,15 +354,22 @@ def full_checks(checks: dict[str, Any] | None) -> dict[str, Any]:
     return {k: given.get(k) or ({} if k in ("links", "members", "trees") else []) for k in CHECKS}
 
 
+def gpus_now(args: dict[str, Any]) -> dict[str, Any]:
+    """What of the GPU inventory a role's result rests on (kernel release, GPUs, problems)."""
+    found = inventory(args.get("sysfs_root") or "/sys", args.get("dev_root") or "/dev",
+                      args.get("kernel_release") or None)
+    return {key: found[key] for key in ("kernel_release", "gpus", "problems")}
+
+
 def node_record(params: dict[str, Any]) -> dict[str, Any]:
-    """The node record: the inputs, each role's checks and record digest, the accounts' uids."""
+    """The node record: the inputs, each role's checks and record digest, the accounts' uids, the GPUs."""
     roles: dict[str, Any] = {}
     for role, checks in sorted(params["roles"].items()):
         digest = sha256_of(fact_path(params["facts_dir"], role))
         if digest is None:
             raise ValueError(f"{role} has no record in {params['facts_dir']}")
         roles[role] = {"record": digest, "checks": full_checks(checks)}
-    return {"inputs": params["inputs"], "roles": roles,
+    return {"inputs": params["inputs"], "roles": roles, "gpus": gpus_now(params["gpu_inventory"]),
             "accounts": {user: int(uid) for user, uid in sorted(params["accounts"].items())}}
 
 
@@ -363,7 +378,9 @@ def node_reasons(params: dict[str, Any], node: dict[str, Any], quick: bool) -> l
     if not node:
         return ["no run in which every role was unchanged is recorded"]
     if node.get("inputs") != params["inputs"]:
-        return ["the run's inputs (inventory, code, locks, facts, GPUs) differ from the recorded run's"]
+        return ["the run's inputs (inventory, code, locks, facts) differ from the recorded run's"]
+    if node.get("gpus") != gpus_now(params["gpu_inventory"]):
+        return ["the GPU inventory differs from the recorded run's"]
     if quick:
         return []
     reasons: list[str] = []
@@ -506,6 +523,7 @@ def main() -> None:
             "inputs": {"type": "str"},
             "roles": {"type": "dict", "default": {}},
             "accounts": {"type": "dict", "default": {}},
+            "gpu_inventory": {"type": "dict", "default": {}},
             "lock_path": {"type": "path"},
             "holder": {"type": "dict", "default": {}},
             "facts_dir": {"type": "path", "default": "/etc/ansible/facts.d"},

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import fake_sysfs
 import module_runner
 import pytest
 from ansible_collections.xpulab.gpu.plugins.action import xpulab_node_probe as action
@@ -32,13 +33,19 @@ def settled(tmp_path: Path) -> dict[str, Any]:
         probe = state(tmp_path, name=role, fingerprint=f"{role}-fp", files=files, paths=[str(tmp_path)])
         assert probe["settled"] is True
         checks[role] = probe["checks"]
-    result = state(tmp_path, state="node_record", inputs="in-1", roles=checks, accounts={"root": 0})
+    sys_root, dev_root = fake_sysfs.build(tmp_path, [fake_sysfs.FakeGpu(bdf="0000:03:00.0", device="0x56a0")])
+    gpus = {"sysfs_root": str(sys_root), "dev_root": str(dev_root), "kernel_release": "6.8.0"}
+    result = state(tmp_path, state="node_record", inputs="in-1", roles=checks, accounts={"root": 0},
+                   gpu_inventory=gpus)
     assert result["changed"] is False and result["written"] is True
-    return {"owned": owned, "checks": checks, "lock": tmp_path / "run.lock"}
+    return {"owned": owned, "checks": checks, "lock": tmp_path / "run.lock", "gpus": gpus, "sys": sys_root}
 
 
-def probe(tmp_path: Path, lock: Path, inputs: str = "in-1") -> dict[str, Any]:
-    return state(tmp_path, state="node_probe", inputs=inputs, lock_path=str(lock), holder=HOLDER)
+def probe(tmp_path: Path, lock: Path, inputs: str = "in-1", **gpus: Any) -> dict[str, Any]:
+    gpu_args = gpus or {"sysfs_root": str(tmp_path / "sys"), "dev_root": str(tmp_path / "dev"),
+                        "kernel_release": "6.8.0"}
+    return state(tmp_path, state="node_probe", inputs=inputs, lock_path=str(lock), holder=HOLDER,
+                 gpu_inventory=gpu_args)
 
 
 def test_probe_returns_what_it_checked(tmp_path: Path, settled: dict[str, Any]) -> None:
@@ -56,7 +63,8 @@ def test_settled_node_answers_for_every_role_and_takes_the_lock(tmp_path: Path, 
 
 
 def test_same_node_record_is_not_written_again(tmp_path: Path, settled: dict[str, Any]) -> None:
-    again = state(tmp_path, state="node_record", inputs="in-1", roles=settled["checks"], accounts={"root": 0})
+    again = state(tmp_path, state="node_record", inputs="in-1", roles=settled["checks"], accounts={"root": 0},
+                  gpu_inventory=settled["gpus"])
     assert again["written"] is False and again["changed"] is False
 
 
@@ -64,6 +72,15 @@ def test_other_inputs_are_not_settled_and_leave_no_lock(tmp_path: Path, settled:
     result = probe(tmp_path, settled["lock"], inputs="in-2")
     assert result["settled"] is False and result["lock_taken"] is False
     assert "inputs" in result["reasons"][0]
+    assert not settled["lock"].exists()
+
+
+def test_another_gpu_inventory_is_not_settled(tmp_path: Path, settled: dict[str, Any]) -> None:
+    result = probe(tmp_path, settled["lock"], **{**settled["gpus"], "kernel_release": "6.1.0"})
+    assert result["settled"] is False and result["reasons"] == ["the GPU inventory differs from the recorded run's"]
+    fake_sysfs.add_gpu(settled["sys"], tmp_path / "dev", fake_sysfs.FakeGpu(bdf="0000:04:00.0", device="0x56a0",
+                                                                            render=129, card=1))
+    assert probe(tmp_path, settled["lock"])["reasons"] == ["the GPU inventory differs from the recorded run's"]
     assert not settled["lock"].exists()
 
 
@@ -90,7 +107,8 @@ def test_a_held_lock_is_not_settled_and_stays(tmp_path: Path, settled: dict[str,
 
 
 def test_an_account_with_another_uid_is_not_settled(tmp_path: Path, settled: dict[str, Any]) -> None:
-    state(tmp_path, state="node_record", inputs="in-1", roles=settled["checks"], accounts={"root": 4242})
+    state(tmp_path, state="node_record", inputs="in-1", roles=settled["checks"], accounts={"root": 4242},
+          gpu_inventory=settled["gpus"])
     result = probe(tmp_path, settled["lock"])
     assert result["reasons"] == ["user root has uid 0, not 4242"]
 
@@ -106,18 +124,19 @@ def test_node_record_needs_every_role_record(tmp_path: Path) -> None:
 
 
 def test_check_mode_takes_no_lock(tmp_path: Path, settled: dict[str, Any]) -> None:
-    result = state(tmp_path, state="node_probe", inputs="in-1", holder=HOLDER, _ansible_check_mode=True)
+    result = state(tmp_path, state="node_probe", inputs="in-1", holder=HOLDER, gpu_inventory=settled["gpus"],
+                   _ansible_check_mode=True)
     assert result["settled"] is True and result["lock_taken"] is False
     assert not settled["lock"].exists()
 
 
 def test_inputs_digest_is_stable_and_sees_each_part() -> None:
     parts: dict[str, Any] = {"code": "c", "variables": {"a_x": 1}, "facts": {"kernel": "6"},
-                             "controller": {"a_lock_dir": {"l.txt": "0" * 64}}, "gpus": {"gpus": []}}
+                             "controller": {"a_lock_dir": {"l.txt": "0" * 64}}}
     first = action.inputs_digest(**parts)
     assert first == action.inputs_digest(**json.loads(json.dumps(parts)))
     for key, other in (("code", "d"), ("variables", {"a_x": 2}), ("facts", {"kernel": "7"}),
-                       ("controller", {"a_lock_dir": {}}), ("gpus", {"gpus": [{"pci": "0000:03:00.0"}]})):
+                       ("controller", {"a_lock_dir": {}})):
         assert action.inputs_digest(**{**parts, key: other}) != first, key
 
 
