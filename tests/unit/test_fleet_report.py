@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -853,3 +854,48 @@ def test_history_runs_must_be_positive(
 ) -> None:
     assert fleet_report.main(["--reports-dir", str(tmp_path), "--history-runs", value]) == 2
     assert "not a positive integer" in capsys.readouterr().err
+
+
+def test_node_summaries_from_stdin_are_written_then_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """What the localhost play passes: every reporting node's summary in one JSON object on stdin."""
+    nodes = sandbox_nodes()
+    reports = tmp_path / "nodes"
+    reports.mkdir()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({n["node"]: n for n in nodes})))
+    assert fleet_report.main(["--reports-dir", str(reports), "--node-summaries", "-"]) == 0
+    assert capsys.readouterr().out == SANDBOX_MARKDOWN
+    assert sorted(p.name for p in reports.iterdir()) == ["xpulab-node1.json", "xpulab-node2.json"]
+    assert json.loads((reports / "xpulab-node1.json").read_text()) == nodes[0]
+    # The same files the per-node copy wrote (to_nice_json, sorted keys).
+    assert (reports / "xpulab-node1.json").read_text() == json.dumps(nodes[0], indent=4, sort_keys=True) + "\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"../x": {}}', "not a node name"),
+    ('{"a-good-one": {}, "b/../bad": {}}', "not a node name"),
+    ('{".hidden": {}}', "not a node name"),
+    ('["n1"]', "must be a JSON object"),
+    ('{"n1": 3}', "must be a JSON object"),
+    ("{", "cannot read the node summaries"),
+])
+def test_bad_node_summaries_write_nothing(tmp_path: Path, text: str, message: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "summaries.json"
+    source.write_text(text)
+    reports = tmp_path / "nodes"
+    reports.mkdir()
+    assert fleet_report.main(["--reports-dir", str(reports), "--node-summaries", str(source)]) == 2
+    assert message in capsys.readouterr().err
+    assert list(reports.iterdir()) == []
+
+
+def test_no_report_only_writes_the_summaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """node.yml's call: the summaries are written, no report is built, and a failing node does not fail it."""
+    failing = node_file("n1", None)
+    reports = tmp_path / "nodes"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({"n1": failing})))
+    assert fleet_report.main(["--reports-dir", str(reports), "--node-summaries", "-", "--no-report"]) == 0
+    assert capsys.readouterr().out == ""
+    assert json.loads((reports / "n1.json").read_text()) == failing

@@ -768,6 +768,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--html", type=Path, metavar="FILE", help="HTML report to write")
     parser.add_argument("--title", default=DEFAULT_TITLE, help=f"report title (default: {DEFAULT_TITLE})")
     parser.add_argument("--history-dir", type=Path, metavar="DIR", help="run history records (<id>.json)")
+    parser.add_argument("--node-summaries", metavar="FILE",
+                        help="JSON object node -> summary ('-': standard input) to write as <node>.json first")
+    parser.add_argument("--no-report", action="store_true",
+                        help="only write the --node-summaries (no report, exit 0)")
     parser.add_argument(
         "--history-runs",
         type=positive,
@@ -792,12 +796,37 @@ def write(path: Path, text: str) -> None:
         raise InputError(f"cannot write {path}: {exc}") from exc
 
 
+NODE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+
+
+def write_node_summaries(source: str, directory: Path) -> None:
+    """Write each node's summary of this run as <node>.json (one call for the whole fleet)."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        summaries = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the node summaries from {source}: {exc}") from exc
+    if not isinstance(summaries, dict) or not all(isinstance(v, dict) for v in summaries.values()):
+        raise InputError("the node summaries must be a JSON object of node name -> object")
+    for node in summaries:
+        if not NODE_NAME.match(node) or node.startswith("."):
+            raise InputError(f"not a node name: {node!r}")
+    for node, summary in sorted(summaries.items()):
+        target = directory / f"{node}.json"
+        write(target.with_name(f".{node}.json.tmp"), json.dumps(summary, indent=4, sort_keys=True) + "\n")
+        target.with_name(f".{node}.json.tmp").replace(target)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: 2 on usage errors, 0 for --help
         return int(exc.code or 0)
     try:
+        if args.node_summaries:
+            write_node_summaries(args.node_summaries, args.reports_dir)
+        if args.no_report:
+            return 0
         fleet = build_fleet(load_reports(args.reports_dir), args.title)
         history = load_history(args.history_dir, args.history_runs) if args.history_dir else None
         markdown = render_markdown(fleet, history)
