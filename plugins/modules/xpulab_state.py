@@ -192,6 +192,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
 from ansible_collections.xpulab.gpu.plugins.module_utils.gpu_inventory import inventory  # type: ignore[import-not-found]
+from ansible_collections.xpulab.gpu.plugins.module_utils.run_lock import take  # type: ignore[import-not-found]
 
 
 CHECKS = ("files", "paths", "absent", "links", "packages", "members", "trees")
@@ -409,16 +410,16 @@ def node_probe(module: AnsibleModule) -> dict[str, Any]:
     reasons = node_reasons(params, node, quick=True)
     lock = params["lock_path"] if not module.check_mode else None
     if not reasons and lock:
+        # The run lock as xpulab_cache_lock takes it, without waiting or taking
+        # over: a held lock is left to the usual path, which names its holder.
         try:
-            os.mkdir(lock, 0o700)
-        except FileExistsError:
+            take(lock, params["holder"], wait=0, delay=1, local_pids=False)
+        except TimeoutError:
             reasons = ["another run holds the node's run lock (or left it)"]
         except OSError as error:
             reasons = [f"the run lock {lock} cannot be taken here: {error.strerror}"]
         else:
             result["lock_taken"] = True
-            with open(os.path.join(lock, "holder.json"), "w", encoding="utf-8") as out:
-                out.write(json.dumps(params["holder"], sort_keys=True) + "\n")
     if not reasons:
         reasons = node_reasons(params, node, quick=False)
     if reasons and result["lock_taken"]:
