@@ -13,7 +13,7 @@ export PY_COLORS ?= 0
 export XPULAB_MEDIA_DIR ?= $(CURDIR)/../shared/media
 
 # chromium: the fleet report's browser test (tests/unit/test_fleet_report_browser.py).
-SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns git curl xz-utils ca-certificates make gnupg apt-utils chromium
+SYSTEM_PACKAGES := podman runc debootstrap uidmap slirp4netns git curl xz-utils zstd ca-certificates make gnupg apt-utils chromium
 
 COLLECTION_DIR := $(CURDIR)/.cache/collection
 # Times each stage into $$XPULAB_STAGE_LOG when set (.ci/run prints them).
