@@ -195,7 +195,18 @@ from ansible_collections.xpulab.gpu.plugins.module_utils.gpu_inventory import in
 from ansible_collections.xpulab.gpu.plugins.module_utils.run_lock import take  # type: ignore[import-not-found]
 
 
-CHECKS = ("files", "paths", "absent", "links", "packages", "members", "trees")
+# The kinds of check a role's probe makes, as module options (main() takes
+# them into its argument spec): lists, or dicts for links, members and trees.
+CHECK_OPTIONS: dict[str, dict[str, Any]] = {
+    "files": {"type": "list", "elements": "path", "default": []},
+    "paths": {"type": "list", "elements": "str", "default": []},
+    "absent": {"type": "list", "elements": "str", "default": []},
+    "links": {"type": "dict", "default": {}},
+    "packages": {"type": "list", "elements": "str", "default": []},
+    "members": {"type": "dict", "default": {}},
+    "trees": {"type": "dict", "default": {}},
+}
+CHECKS = tuple(CHECK_OPTIONS)
 NODE_RECORD = "xpulab_node.fact"
 
 
@@ -352,7 +363,7 @@ def write_record(path: str, record: dict[str, Any]) -> None:
 def full_checks(checks: dict[str, Any] | None) -> dict[str, Any]:
     """Every kind of check, empty where none was given."""
     given = checks or {}
-    return {k: given.get(k) or ({} if k in ("links", "members", "trees") else []) for k in CHECKS}
+    return {k: given.get(k) or ({} if CHECK_OPTIONS[k]["type"] == "dict" else []) for k in CHECKS}
 
 
 def gpus_now(args: dict[str, Any]) -> dict[str, Any]:
@@ -374,8 +385,12 @@ def node_record(params: dict[str, Any]) -> dict[str, Any]:
             "accounts": {user: int(uid) for user, uid in sorted(params["accounts"].items())}}
 
 
-def node_reasons(params: dict[str, Any], node: dict[str, Any], quick: bool) -> list[str]:
-    """Why the node record does not answer for every role (`quick`: only what needs no file digest)."""
+def node_reasons(params: dict[str, Any], node: dict[str, Any], quick: bool,
+                 fingerprints: dict[str, Any] | None = None) -> list[str]:
+    """Why the node record does not answer for every role (`quick`: only what needs no file digest).
+
+    `fingerprints`, where given, gets each role's fingerprint from the record it read.
+    """
     if not node:
         return ["no run in which every role was unchanged is recorded"]
     if node.get("inputs") != params["inputs"]:
@@ -390,7 +405,10 @@ def node_reasons(params: dict[str, Any], node: dict[str, Any], quick: bool) -> l
         if sha256_of(path) != entry.get("record"):
             reasons.append(f"{role}: its record changed since the recorded run")
             continue
-        reasons.extend(f"{role}: {drift}" for drift in find_drift(full_checks(entry.get("checks")), read_record(path)))
+        record = read_record(path)
+        if fingerprints is not None:
+            fingerprints[role] = record.get("fingerprint")
+        reasons.extend(f"{role}: {drift}" for drift in find_drift(full_checks(entry.get("checks")), record))
     for user, uid in sorted((node.get("accounts") or {}).items()):
         try:
             actual = pwd.getpwnam(user).pw_uid
@@ -420,16 +438,16 @@ def node_probe(module: AnsibleModule) -> dict[str, Any]:
             reasons = [f"the run lock {lock} cannot be taken here: {error.strerror}"]
         else:
             result["lock_taken"] = True
+    fingerprints: dict[str, Any] = {}
     if not reasons:
-        reasons = node_reasons(params, node, quick=False)
+        reasons = node_reasons(params, node, quick=False, fingerprints=fingerprints)
     if reasons and result["lock_taken"]:
         shutil.rmtree(lock, ignore_errors=True)
         result["lock_taken"] = False
     result["settled"] = not reasons
     result["reasons"] = reasons
     if not reasons:
-        result["roles"] = {role: read_record(fact_path(params["facts_dir"], role)).get("fingerprint")
-                           for role in sorted(node.get("roles") or {})}
+        result["roles"] = dict(sorted(fingerprints.items()))
     return result
 
 
@@ -511,13 +529,7 @@ def main() -> None:
                                                  "node_probe", "node_record"],
                       "default": "probe"},
             "fingerprint": {"type": "str"},
-            "files": {"type": "list", "elements": "path", "default": []},
-            "paths": {"type": "list", "elements": "str", "default": []},
-            "absent": {"type": "list", "elements": "str", "default": []},
-            "links": {"type": "dict", "default": {}},
-            "packages": {"type": "list", "elements": "str", "default": []},
-            "members": {"type": "dict", "default": {}},
-            "trees": {"type": "dict", "default": {}},
+            **CHECK_OPTIONS,
             "tree": {"type": "path"},
             "manifest": {"type": "path"},
             "invalidate_on_drift": {"type": "bool", "default": True},
