@@ -70,13 +70,37 @@ def test_kill_during_torch_install(tmp_path: Path, make_node: Callable[..., Node
     """pip dies while it installs torch into the new venv: the re-run builds a complete one."""
     node = make_node()
     kill = Kill(node, "Install from the lock (pip --require-hashes", process=r"pip.* install", delay=20)
-    killed_then_rerun(tmp_path, node, "pytorch", kill)
+    # pip, not the venv archive a cache of this controller may hold.
+    killed_then_rerun(tmp_path, node, "pytorch", kill, {"pytorch_use_artifact_cache": False})
     assert kill.seen, "pip was not running at the kill"
     out = node.sh("runuser -u nobody -- /opt/xpulab/venv/bin/python -c 'import torch; print(torch.__version__)'")
     assert out.stdout.strip().split("+")[0] == "2.14.1"
     target = node.sh("readlink /opt/xpulab/venv").stdout.strip()
     venvs = node.sh("ls -A /opt/xpulab/.venv.d").stdout.split()
     assert venvs == [Path(target).name], venvs  # the killed venv was removed
+
+
+@pytest.mark.slow
+def test_kill_during_torch_venv_unpack(tmp_path: Path, make_node: Callable[..., Node]) -> None:
+    """tar dies while it unpacks the cached venv archive: the re-run installs a complete venv, no staging left."""
+    cache = tmp_path / "artifacts"
+    cache.mkdir()
+    packer = make_node()
+    hosts = inventory(tmp_path, [packer.name])
+    packed = run(tmp_path, "site.yml", hosts, tags="pytorch", env={"XPULAB_ARTIFACT_CACHE": str(cache)})
+    assert packed.status == "successful", packed.stdout[-4000:]
+    assert len(list(cache.glob("pytorch-venv-*.tar.zst.json"))) == 1, "the first node did not pack its venv"
+    node = make_node()
+    kill = Kill(node, "Unpack the archive into staging, owned by root", process=r"\bzstd\b|\btar\b", delay=2)
+    _, rerun = killed_then_rerun(tmp_path, node, "pytorch", kill, env={"XPULAB_ARTIFACT_CACHE": str(cache)})
+    assert kill.seen, "tar was not running at the kill"
+    assert "Unpack the archive into staging, owned by root" in rerun.node_changes(node.name)
+    out = node.sh("runuser -u nobody -- /opt/xpulab/venv/bin/python -c 'import torch; print(torch.__version__)'")
+    assert out.stdout.strip().split("+")[0] == "2.14.1"
+    target = node.sh("readlink /opt/xpulab/venv").stdout.strip()
+    venvs = node.sh("ls -A /opt/xpulab/.venv.d").stdout.split()
+    assert venvs == [Path(target).name], venvs  # no staging, no half-unpacked venv
+    assert node.sh("ls -A /var/cache/xpulab/artifacts").stdout.split() == []  # the node's copy is gone
 
 
 @pytest.mark.slow
