@@ -10,6 +10,10 @@ For each fleet size N it times `ansible-playbook site.yml -i inventories/sandbox
   nochange  site.yml again, BENCH_SCALE_NOCHANGE_RUNS times: nothing to change, each
             node answers for every role in one call; the table keeps the fastest
             (min) and names the others.
+  noproof   a diagnostic, not a way to run: site.yml once more with --skip-tags
+            smoke,test_suite (no decode smoke test, no TorchCodec suite), to split a
+            no-change run's cost per node into the proof's and the rest's; on the
+            sandbox the nodes' proof runs on the controller's own cores.
 Cold runs go first (they fill the cache), then warm, first and nochange per N. It prints
 one Markdown table row per run kind and N, then the slopes per extra node and the
 ratios; writes them as JSON to <BENCH_SCALE_DIR>/bench-scale-<UTC>.json and each
@@ -55,6 +59,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PODMAN = str(ROOT / "sandbox" / "bin" / "podman")
 SITE = ["ansible-playbook", "site.yml", "-i", "inventories/sandbox"]
+SITE_NOPROOF = [*SITE, "--skip-tags", "smoke,test_suite"]
 UP = ["ansible-playbook", "sandbox/playbooks/up.yml"]
 RM_NODES = [PODMAN, "rm", "-f", "--filter", "label=xpulab.sandbox=node"]
 RECAP_HOST = re.compile(r"^(\S+)\s*:\s*((?:[a-z]+=\d+\s*)+)$")
@@ -196,7 +201,7 @@ def bench(cfg: Config, runner: Runner, free_gib: Callable[[], float],
         log = logs / f"{name}.log"
         log.unlink(missing_ok=True)
         say(f"bench-scale: {kind} N={n} (log {log})")
-        done = runner(SITE, env(n), log)
+        done = runner(SITE_NOPROOF if kind == "noproof" else SITE, env(n), log)
         text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
         run = Run(kind, n, done.rc, round(done.wall_s, 1), round(done.cpu_s, 1), parse_recap(text), str(log))
         result.runs.append(run)
@@ -223,6 +228,8 @@ def bench(cfg: Config, runner: Runner, free_gib: Callable[[], float],
             if run.rc != 0:
                 break
             run = site("nochange", n, f"nochange-N{n}-{i + 1}")
+        if kind == "warm" and run.rc == 0:
+            run = site("noproof", n, f"noproof-N{n}")
         if run.rc != 0:
             return result
     return result
@@ -268,11 +275,13 @@ def derive(runs: Sequence[Run]) -> dict[str, float | None]:
     ok = {(r.kind, r.nodes): r for r in kept(runs) if r.rc == 0}
     nochange = sorted((n, r) for (k, n), r in ok.items() if k == "nochange")
     first = sorted((n, r) for (k, n), r in ok.items() if k == "first")
+    noproof = sorted((n, r) for (k, n), r in ok.items() if k == "noproof")
     warm = {n: r for (k, n), r in ok.items() if k == "warm" and not r.note}
     out: dict[str, float | None] = {
         "first_slope_s": slope([(float(n), r.wall_s) for n, r in first]),
         "nochange_slope_s": slope([(float(n), r.wall_s) for n, r in nochange]),
         "nochange_cpu_slope_s": slope([(float(n), r.cpu_s) for n, r in nochange]),
+        "noproof_slope_s": slope([(float(n), r.wall_s) for n, r in noproof]),
         "warm_slope_s": slope([(float(n), r.wall_s) for n, r in warm.items()]),
         "nochange_largest_nodes": nochange[-1][0] if nochange else None,
         "nochange_largest_s": nochange[-1][1].wall_s if nochange else None,
@@ -296,6 +305,8 @@ def render_derived(d: Mapping[str, float | None]) -> list[str]:
         f"- first no-change run (every role probes itself), seconds per extra node: {fig(d.get('first_slope_s'), ' s')}",
         f"- no-change, seconds per extra node: {fig(d['nochange_slope_s'], ' s', TARGET_SLOPE_S)}",
         f"- no-change, controller CPU seconds per extra node: {fig(d['nochange_cpu_slope_s'], ' s')}",
+        "- no-change without the proof (diagnostic, --skip-tags smoke,test_suite), seconds per extra node: "
+        f"{fig(d.get('noproof_slope_s'), ' s')}",
         f"- warm (fresh nodes, artifact cached), seconds per extra node: {fig(d['warm_slope_s'], ' s')}",
         f"- no-change at N={largest or '-'}: {fig(d['nochange_largest_s'], ' s', target)}, "
         f"{fig(d['nochange_largest_over_smallest'], 'x')} that of the smallest N",

@@ -104,7 +104,7 @@ def test_derived_figures() -> None:
     assert "no-change at N=4: 26.00 s (target <= 30 s: met), 1.30x" in text
     assert "warm / cold at N=2: 0.18 (target <= 0.2: met)" in text
     slow = bs.render_derived(bs.derive([run("nochange", 1, 20.0), run("nochange", 4, 50.0)]))
-    assert "10.00 s (target <= 3 s: MISSED)" in slow[1] and "50.00 s (target <= 30 s: MISSED)" in slow[4]
+    assert "10.00 s (target <= 3 s: MISSED)" in slow[1] and "50.00 s (target <= 30 s: MISSED)" in slow[5]
     assert bs.render_derived(bs.derive([]))[0].endswith("n/a")
 
 
@@ -131,15 +131,15 @@ class FakeLab:
         elif name == "up":
             self.nodes = n if rc == 0 else 0
         else:
-            assert argv == bs.SITE and self.nodes == n, (name, self.nodes)
             kind = name.split("-")[0]
+            assert argv == (bs.SITE_NOPROOF if kind == "noproof" else bs.SITE) and self.nodes == n, (name, self.nodes)
             if kind == "cold" or name in self.build:
                 self.cache.mkdir(parents=True, exist_ok=True)
                 (self.cache / f"ffmpeg-{name}.tar.gz.json").write_text("{}")
-            changed = 0 if kind in ("first", "nochange") else 77
+            changed = 0 if kind in ("first", "nochange", "noproof") else 77
             log.write_text(log.read_text() + "TASK [x]\n" + recap(n, changed, failed=int(rc != 0)))
         wall = {"rm": 1.0, "up": 10.0, "cold": 600.0, "warm": 100.0 + 10 * n,
-                "first": 40.0 + 8 * n}.get(name.split("-")[0], 20.0 + 2 * n)
+                "first": 40.0 + 8 * n, "noproof": 10.0 + n}.get(name.split("-")[0], 20.0 + 2 * n)
         return bs.Done(rc, wall + (5 if name.endswith("-1") else 0), wall / 2)
 
 
@@ -161,9 +161,9 @@ def test_plan_runs_cold_then_warm_and_nochange_per_size(tmp_path: Path, capsys: 
     assert bs.main((), env_for(tmp_path), lab, lambda: 100.0) == 0
     assert lab.calls == [
         "rm:2", "up:2", "cold-N2",
-        "rm:1", "up:1", "warm-N1", "first-N1", "nochange-N1-1", "nochange-N1-2",
-        "rm:2", "up:2", "warm-N2", "first-N2", "nochange-N2-1", "nochange-N2-2",
-        "rm:4", "up:4", "warm-N4", "first-N4", "nochange-N4-1", "nochange-N4-2",
+        "rm:1", "up:1", "warm-N1", "first-N1", "nochange-N1-1", "nochange-N1-2", "noproof-N1",
+        "rm:2", "up:2", "warm-N2", "first-N2", "nochange-N2-1", "nochange-N2-2", "noproof-N2",
+        "rm:4", "up:4", "warm-N4", "first-N4", "nochange-N4-1", "nochange-N4-2", "noproof-N4",
     ]
     assert not (tmp_path / "cache" / "stale.json").exists()  # the cold run started from an empty cache
     logs = tmp_path / "bench" / "logs"
@@ -173,10 +173,12 @@ def test_plan_runs_cold_then_warm_and_nochange_per_size(tmp_path: Path, capsys: 
     assert "| nochange | 4 | ok | 28.0 | 14.0 | 201-204 | 130 | 0 | min of 2: 33.0, 28.0 |" in out
     assert "| first | 4 | ok | 72.0 | 36.0 | 201-204 | 130 | 0 |  |" in out
     assert "first no-change run (every role probes itself), seconds per extra node: 8.00 s" in out
+    assert "no-change without the proof (diagnostic, --skip-tags smoke,test_suite), seconds per extra node: 1.00 s" in out
+    assert "| noproof | 4 | ok | 14.0 | 7.0 | 201-204 | 130 | 0 |  |" in out
     assert "no-change, seconds per extra node: 2.00 s (target <= 3 s: met)" in out
     assert "warm / cold at N=2: 0.20 (target <= 0.2: met)" in out
     data = report(tmp_path)
-    assert data["failure"] == "" and len(data["runs"]) == 13
+    assert data["failure"] == "" and len(data["runs"]) == 16
     assert data["derived"]["warm_slope_s"] == pytest.approx(10.0)
 
 
@@ -213,7 +215,7 @@ def test_sizes_without_disk_room_are_skipped(tmp_path: Path, capsys: pytest.Capt
     lab = FakeLab(tmp_path / "cache")
     settings = {"BENCH_SCALE_NODES": "1 8", "BENCH_SCALE_COLD": "8", "BENCH_SCALE_NOCHANGE_RUNS": "1"}
     assert bs.main((), env_for(tmp_path, **settings), lab, lambda: 10.0) == 0
-    assert lab.calls == ["rm:1", "up:1", "warm-N1", "first-N1", "nochange-N1-1"]
+    assert lab.calls == ["rm:1", "up:1", "warm-N1", "first-N1", "nochange-N1-1", "noproof-N1"]
     out = capsys.readouterr().out
     assert "skipped: cold N=8: needs 16 GiB of podman storage, 10 free" in out
     assert "skipped: warm N=8: needs 16 GiB of podman storage, 10 free" in out
@@ -252,7 +254,7 @@ def test_no_cold_run_with_a_filled_cache(tmp_path: Path) -> None:
     (tmp_path / "cache" / "ffmpeg-x.tar.gz.json").write_text("{}")
     lab = FakeLab(tmp_path / "cache")
     assert bs.main((), env_for(tmp_path, BENCH_SCALE_COLD="", BENCH_SCALE_NODES="1"), lab, lambda: 100.0) == 0
-    assert lab.calls == ["rm:1", "up:1", "warm-N1", "first-N1", "nochange-N1-1", "nochange-N1-2"]
+    assert lab.calls == ["rm:1", "up:1", "warm-N1", "first-N1", "nochange-N1-1", "nochange-N1-2", "noproof-N1"]
     assert (tmp_path / "cache" / "ffmpeg-x.tar.gz.json").exists()
 
 
