@@ -83,7 +83,9 @@ def playbook(work: Path, tasks_from: str, extra: dict[str, Any]) -> tuple[int, s
         "pytorch_artifact_cache_dir": str(work / "cache"), "pytorch_artifact_name": NAME,
         "pytorch_artifact_inputs": inputs(work), "pytorch_artifact_fingerprint": fingerprint(inputs(work)),
         "pytorch_artifact_space_mb": 1, "pytorch_probe": {"torch_version": "2.14.1"},
+        "pytorch_lock_file": str(work / "controller-lock.txt"), "xpulab_lock_node_dir": str(work / "node-locks"),
         "xpulab_state_cache_lock_wait": 5, **extra}))
+    (work / "controller-lock.txt").write_text("torch==2.14.1 --hash=sha256:" + "a" * 64 + "\n")
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-e", f"@{work / 'vars.json'}",
          str(work / "play.yml")],
@@ -148,6 +150,7 @@ def test_packed_venv_is_installed_byte_for_byte_and_leaves_no_copies(work: Path)
     assert sorted(p.name for p in (work / "venvs").iterdir()) == ["0123456789ab", "old"]
     assert not any((work / "node-artifacts").iterdir())
     assert (work / "venv").resolve() == work / "venvs" / "old", "installing never switches the venv in use"
+    assert (work / "node-locks" / "controller-lock.txt").read_text() == (work / "controller-lock.txt").read_text()
 
 
 def test_archive_from_elsewhere_is_installed_owned_by_root(work: Path) -> None:
@@ -187,8 +190,8 @@ def test_record_of_other_inputs_is_refused_before_any_change(work: Path, change:
     assert rc != 0
     assert f"Refused torch venv artifact {NAME}: its record" in out, out[-4000:]
     assert "Nothing on the node was changed" in out
-    assert [e for e in snapshot(work) if not e[0].startswith(("play.yml", "vars.json"))] == \
-        [e for e in before if not e[0].startswith(("play.yml", "vars.json"))]
+    assert [e for e in snapshot(work) if not e[0].startswith(("play.yml", "vars.json", "controller-lock.txt"))] == \
+        [e for e in before if not e[0].startswith(("play.yml", "vars.json", "controller-lock.txt"))]
 
 
 @pytest.mark.parametrize("entries", [{"bin/python-suid": 0o4755}, {"lib/open.txt": 0o666, "lib/sgid": 0o2755}])
