@@ -11,7 +11,7 @@ For each fleet size N it times `ansible-playbook site.yml -i inventories/sandbox
             node answers for every role in one call; the table keeps the fastest
             (min) and names the others.
   noproof   a diagnostic, not a way to run: site.yml once more with --skip-tags
-            smoke,test_suite (no decode smoke test, no TorchCodec suite), to split a
+            smoke,test_suite,report (no decode smoke test, no TorchCodec suite, and no fleet report, which fails a run without them), to split a
             no-change run's cost per node into the proof's and the rest's; on the
             sandbox the nodes' proof runs on the controller's own cores.
 Cold runs go first (they fill the cache), then warm, first and nochange per N. It prints
@@ -59,7 +59,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PODMAN = str(ROOT / "sandbox" / "bin" / "podman")
 SITE = ["ansible-playbook", "site.yml", "-i", "inventories/sandbox"]
-SITE_NOPROOF = [*SITE, "--skip-tags", "smoke,test_suite"]
+SITE_NOPROOF = [*SITE, "--skip-tags", "smoke,test_suite,report"]
 UP = ["ansible-playbook", "sandbox/playbooks/up.yml"]
 RM_NODES = [PODMAN, "rm", "-f", "--filter", "label=xpulab.sandbox=node"]
 RECAP_HOST = re.compile(r"^(\S+)\s*:\s*((?:[a-z]+=\d+\s*)+)$")
@@ -305,7 +305,7 @@ def render_derived(d: Mapping[str, float | None]) -> list[str]:
         f"- first no-change run (every role probes itself), seconds per extra node: {fig(d.get('first_slope_s'), ' s')}",
         f"- no-change, seconds per extra node: {fig(d['nochange_slope_s'], ' s', TARGET_SLOPE_S)}",
         f"- no-change, controller CPU seconds per extra node: {fig(d['nochange_cpu_slope_s'], ' s')}",
-        "- no-change without the proof (diagnostic, --skip-tags smoke,test_suite), seconds per extra node: "
+        "- no-change without the proof (diagnostic, --skip-tags smoke,test_suite,report), seconds per extra node: "
         f"{fig(d.get('noproof_slope_s'), ' s')}",
         f"- warm (fresh nodes, artifact cached), seconds per extra node: {fig(d['warm_slope_s'], ' s')}",
         f"- no-change at N={largest or '-'}: {fig(d['nochange_largest_s'], ' s', target)}, "

@@ -173,7 +173,7 @@ def test_plan_runs_cold_then_warm_and_nochange_per_size(tmp_path: Path, capsys: 
     assert "| nochange | 4 | ok | 28.0 | 14.0 | 201-204 | 130 | 0 | min of 2: 33.0, 28.0 |" in out
     assert "| first | 4 | ok | 72.0 | 36.0 | 201-204 | 130 | 0 |  |" in out
     assert "first no-change run (every role probes itself), seconds per extra node: 8.00 s" in out
-    assert "no-change without the proof (diagnostic, --skip-tags smoke,test_suite), seconds per extra node: 1.00 s" in out
+    assert "no-change without the proof (diagnostic, --skip-tags smoke,test_suite,report), seconds per extra node: 1.00 s" in out
     assert "| noproof | 4 | ok | 14.0 | 7.0 | 201-204 | 130 | 0 |  |" in out
     assert "no-change, seconds per extra node: 2.00 s (target <= 3 s: met)" in out
     assert "warm / cold at N=2: 0.20 (target <= 0.2: met)" in out
